@@ -1,0 +1,30 @@
+"""Contract v1 of the daily collections file (feeds.md, source ``collections``)."""
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+
+from contracts.base import FeedTable, FreshnessSla, column
+
+
+class CollectionsV1(FeedTable):
+    source = "collections"
+    table = "collections"
+    version = 1
+    title = "Collections"
+    file_pattern = r"collections_\d{8}\.csv"
+    owner = "team:collections"
+    freshness = FreshnessSla(description="Every business day by 08:00 local time", cron="0 8 * * 1-5")
+
+    payment_id: str = column("payment_id", description="Same id as in Historic Real Payment", unique=True)
+    loan_id: str = column("loan_id", description="Loan the cash belongs to")
+    received_date: dt.date = column("received_date", description="Value date; equals the file's date",
+                                    equals_delivery=True)
+    amount: Decimal = column("amount", description="Cash received (USD)", gt=0)
+    channel: Literal["bank_transfer", "cash", "card", "direct_debit", "agency"] = column(
+        "channel", description="Collection channel"
+    )
+    is_recovery: bool = column("is_recovery", description="Money received on a written-off loan")
+
+
+__all__ = ["CollectionsV1", "Decimal"]

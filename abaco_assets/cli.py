@@ -1,0 +1,297 @@
+"""`abaco`: the command-line front door (generate sample data, run the graph, show KPIs).
+
+Exit codes of `abaco run`: 0 every delivery accepted and no ERROR check
+failed (WARN alone is 0); 1 a delivery rejected or an ERROR check failed;
+2 user error (bad arguments, missing folder); 3 internal error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The run's full event log is in the Dagster instance (and `dagster dev`); the terminal gets warnings only.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+HEADLINE_KPIS = ("opb", "par30", "par90", "collection_rate", "weighted_apr")
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+def _prepare_environment(data_dir: Path, landing: Path | None) -> None:
+    """Point every component (Dagster instance, dbt, settings) at the same folders."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to the data folder {data_dir} ({exc.strerror}); set ABACO_DATA to a writable folder")
+    os.environ["ABACO_DATA"] = str(data_dir)
+    if landing is not None:
+        os.environ["ABACO_LANDING"] = str(landing)
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or data_dir / "dagster_home").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    project_yaml = REPO_ROOT / "dagster.yaml"
+    if project_yaml.exists() and not (dagster_home / "dagster.yaml").exists():
+        shutil.copyfile(project_yaml, dagster_home / "dagster.yaml")
+
+
+def _data_dir(option: str | None) -> Path:
+    from abaco_assets.resources import data_dir_from_env
+
+    return Path(option).resolve() if option else data_dir_from_env()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Abaco Loans Analytics: contracts, ingestion and KPI marts on Dagster + dbt.
+
+    \b
+    Quick start:
+      abaco demo                               # sample data -> full graph -> KPIs
+      abaco generate --out data/landing --loans 2000 --months 12 --seed 7
+      abaco run --landing data/landing         # ingest every delivery, rebuild marts
+    """
+
+
+@main.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Landing folder to write.")
+@click.option("--loans", default=2000, show_default=True, type=click.IntRange(1), help="Loans over the horizon.")
+@click.option("--months", default=12, show_default=True, type=click.IntRange(1, 120), help="Month-end tapes.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same bytes).")
+@click.option("--end-date", default="2026-10-31", show_default=True, help="Last month-end (YYYY-MM-DD).")
+@click.option("--delinquency-cadence", type=click.Choice(["daily", "month-end"]), default="daily", show_default=True,
+              help="Write delinquency files every day or only on tape dates.")
+@click.option("--zip-tapes", is_flag=True, help="Deliver each Cascade tape as one .zip.")
+def generate(out: Path, loans: int, months: int, seed: int, end_date: str, delinquency_cadence: str,
+             zip_tapes: bool) -> None:
+    """Write a realistic landing tree exactly as feeds.md describes.
+
+    \b
+    Example:
+      abaco generate --out /tmp/landing --loans 15000 --months 24 --seed 1
+    """
+    from abaco_assets.lib.generator import generate_landing
+
+    try:
+        end = dt.date.fromisoformat(end_date)
+    except ValueError:
+        raise UserError(f"--end-date {end_date!r} is not a YYYY-MM-DD date")
+    summary = generate_landing(out, loans=loans, months=months, seed=seed, end_date=end,
+                               delinquency_cadence=delinquency_cadence, zip_tapes=zip_tapes,
+                               progress=lambda message: click.echo(f"  {message}", err=True))
+    click.echo(f"wrote landing tree to {out}: {summary}")
+
+
+@main.command()
+@click.option("--landing", type=click.Path(path_type=Path), default=None,
+              help="Landing root (default $ABACO_LANDING or $ABACO_DATA/landing).")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None,
+              help="Data folder (default $ABACO_DATA or ./data).")
+@click.option("--force", is_flag=True, help="Re-process deliveries and rebuild marts even when nothing changed.")
+def run(landing: Path | None, data_option: Path | None, force: bool) -> None:
+    """Ingest every delivery in the landing folder (oldest first) and rebuild everything downstream.
+
+    \b
+    Example:
+      abaco run --landing data/landing
+    Exit codes: 0 all accepted, 1 a delivery rejected or an ERROR check failed,
+    2 user error, 3 internal error.
+    """
+    sys.exit(_guarded(lambda: _run(landing, data_option, force)))
+
+
+@main.command()
+@click.option("--loans", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--months", default=12, show_default=True, type=click.IntRange(1, 120))
+@click.option("--seed", default=7, show_default=True, type=int)
+def demo(loans: int, months: int, seed: int) -> None:
+    """Generate sample data into the data folder, run the whole graph and print the KPIs."""
+
+    def _demo() -> int:
+        from abaco_assets.lib.generator import generate_landing
+
+        data_dir = _data_dir(None)
+        landing = Path(os.environ.get("ABACO_LANDING") or data_dir / "landing").resolve()
+        if not any(landing.glob("*/*/*")):
+            click.echo(f"generating sample landing tree in {landing} ({loans} loans, {months} months, seed {seed})")
+            generate_landing(landing, loans=loans, months=months, seed=seed)
+        return _run(landing, data_dir, force=False)
+
+    sys.exit(_guarded(_demo))
+
+
+@main.command()
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+@click.option("--month", default=None, help="YYYY-MM (default: the latest month with a tape).")
+def kpis(data_option: Path | None, month: str | None) -> None:
+    """Print the portfolio KPIs of one month from marts.kpi_portfolio_monthly."""
+    data_dir = _data_dir(str(data_option) if data_option else None)
+    sys.exit(_guarded(lambda: _print_kpis(data_dir, month, every_column=True)))
+
+
+def _guarded(action) -> int:
+    try:
+        return action()
+    except click.ClickException:
+        raise
+    except Exception:  # the one place an unexpected error becomes exit code 3
+        click.echo("internal error (exit 3):\n" + traceback.format_exc(), err=True)
+        return EXIT_INTERNAL
+
+
+def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
+    from abaco_assets.resources import landing_from_env
+
+    data_dir = Path(data_option).resolve() if data_option else _data_dir(None)
+    landing = Path(landing).resolve() if landing else landing_from_env()
+    if not landing.is_dir():
+        raise UserError(f"landing folder {landing} does not exist; pass --landing DIR or set ABACO_LANDING")
+    _prepare_environment(data_dir, landing)
+
+    from abaco_assets.lib.dbt_manifest import ensure_manifest
+
+    ensure_manifest(data_dir)
+
+    import dagster as dg
+
+    from abaco_assets.definitions import INGEST_JOBS, defs
+    from abaco_assets.lib.deliveries import Zones, load_catalog
+    from abaco_assets.lib.landing import scan_landing
+    from abaco_assets.lib.run_plan import contiguous_ranges, in_force_fingerprint, needs_processing
+
+    zones = Zones(data_dir)
+    scan = scan_landing(landing)
+    deliveries = scan.deliveries()
+    click.echo(f"landing {landing}: {len(scan.files)} files in {len(deliveries)} deliveries"
+               f"{f', {len(scan.skipped)} skipped' if scan.skipped else ''}")
+    for skipped in scan.skipped:
+        click.echo(f"  skipped {skipped.key}: {skipped.reason}")
+    to_process: dict[str, list[dt.date]] = {}
+    for (source, day), files in deliveries.items():
+        if needs_processing(zones, files, force):
+            to_process.setdefault(source, []).append(day)
+
+    instance = dg.DagsterInstance.get()
+    failed_checks: list[str] = []
+    failed_runs: list[str] = []
+    for source in ("cascade", "collections", "delinquency"):
+        for date_range in contiguous_ranges(source, to_process.get(source, [])):
+            job = defs.resolve_job_def(INGEST_JOBS[source].name)
+            tags = {"dagster/asset_partition_range_start": date_range.start.isoformat(),
+                    "dagster/asset_partition_range_end": date_range.end.isoformat(),
+                    "abaco/trigger": "cli"}
+            result = job.execute_in_process(
+                instance=instance, tags=tags, raise_on_error=False,
+                run_config={"ops": {f"ingest_{source}": {"config": {"force": force}}}, **QUIET_CONSOLE},
+            )
+            click.echo(f"  run {result.run_id[:8]} ingest {source} {date_range.start}..{date_range.end} "
+                       f"({date_range.days} days): {'ok' if result.success else 'FAILED'}")
+            failed_checks += _failed_error_checks(result)
+            if not result.success:
+                failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
+
+    accepted, rejected = [], []
+    for (source, day) in deliveries:
+        catalog = load_catalog(zones, source, day)
+        latest = max(catalog["versions"].values(), key=lambda v: v.get("processed_at", 0), default=None)
+        if latest is None:
+            continue
+        (accepted if latest["status"] == "accepted" else rejected).append(latest)
+
+    fingerprint = in_force_fingerprint(zones)
+    state_key = "_transform.json"
+    state = json.loads(zones.catalog.read(state_key)) if zones.catalog.exists(state_key) else {}
+    marts_exist = (data_dir / "warehouse.duckdb").exists()
+    if force or not marts_exist or state.get("fingerprint") != fingerprint or not state.get("success"):
+        result = defs.resolve_job_def("transform_job").execute_in_process(
+            instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
+        click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'}")
+        failed_checks += _failed_error_checks(result)
+        if not result.success:
+            failed_runs.append(f"transform (run {result.run_id})")
+        zones.catalog.replace(state_key, json.dumps({"fingerprint": fingerprint, "success": result.success,
+                                                     "run_id": result.run_id}).encode())
+    else:
+        click.echo("  marts are up to date with the accepted deliveries (nothing to rebuild)")
+
+    click.echo("")
+    click.echo(f"deliveries: {len(accepted)} accepted, {len(rejected)} rejected")
+    for record in rejected:
+        where = [t["quarantine_key"] for t in record["tables"].values() if t.get("quarantine_key")]
+        click.echo(f"  REJECTED {record['source']} {record['delivery_date']}: {record['message']}")
+        if where:
+            click.echo(f"    quarantined: {', '.join(str(zones.quarantine.path(k)) for k in where)}")
+    for check in failed_checks:
+        click.echo(f"  FAILED CHECK {check}")
+    for run_name in failed_runs:
+        click.echo(f"  FAILED RUN {run_name}")
+    _print_kpis(data_dir, None, every_column=False)
+    return EXIT_REJECTED if (rejected or failed_checks or failed_runs) else EXIT_OK
+
+
+def _failed_error_checks(result) -> list[str]:
+    import dagster as dg
+
+    failed = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            failed.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+    return failed
+
+
+def _print_kpis(data_dir: Path, month: str | None, *, every_column: bool) -> int:
+    import duckdb
+
+    warehouse = data_dir / "warehouse.duckdb"
+    if not warehouse.exists():
+        click.echo(f"no warehouse at {warehouse} yet: run `abaco run` first")
+        return EXIT_USAGE
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            if month:
+                frame = con.execute("select * from marts.kpi_portfolio_monthly where strftime(month_end, '%Y-%m') = ?",
+                                    [month]).pl()
+            else:
+                frame = con.execute("select * from marts.kpi_portfolio_monthly order by month_end desc limit 1").pl()
+        except duckdb.CatalogException:
+            click.echo("marts.kpi_portfolio_monthly does not exist yet: run `abaco run` first")
+            return EXIT_REJECTED
+    if frame.height == 0:
+        click.echo(f"no KPI row{' for ' + month if month else ''}")
+        return EXIT_REJECTED
+    row = frame.row(0, named=True)
+    click.echo(f"\nportfolio KPIs, month_end {row['month_end']}:")
+    columns = [c for c in frame.columns if c != "month_end"] if every_column else HEADLINE_KPIS
+    for name in columns:
+        click.echo(f"  {name:<22} {_format_kpi(name, row.get(name))}")
+    return EXIT_OK
+
+
+def _format_kpi(name: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return f"{value:,}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    is_ratio = name.startswith("par") or name.endswith(("_rate", "_ratio", "_apr", "concentration", "_12m")) or name == "hhi"
+    return f"{number:.4%}" if is_ratio else f"{number:,.2f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The Abaco code location: raw feeds -> dbt staging/marts, with their checks and jobs.
+
+Nothing heavy happens at import beyond reading the prepared dbt manifest.
+"""
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from abaco_assets.defs.ingest.raw_assets import ingest_assets
+from abaco_assets.defs.partitions import delivery_date_partitions
+from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
+from abaco_assets.resources import AbacoSettings
+
+# The dbt installed beside this interpreter (the project venv), whatever PATH says.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+INGEST_JOBS = {
+    source: dg.define_asset_job(
+        name=f"ingest_{source}_job",
+        selection=dg.AssetSelection.assets(*asset_def.keys),
+        partitions_def=delivery_date_partitions,
+        description=f"Ingest the {source} deliveries of a date (or a date range, in one run).",
+        tags={"domain": "ingestion"},
+    )
+    for source, asset_def in zip(("cascade", "collections", "delinquency"), ingest_assets)
+}
+
+transform_job = dg.define_asset_job(
+    name="transform_job",
+    selection=dg.AssetSelection.groups("staging", "marts"),
+    description="Rebuild staging, intermediate models and the KPI marts from the accepted deliveries.",
+    tags={"domain": "transform"},
+)
+
+defs = dg.Definitions(
+    assets=[*ingest_assets, abaco_dbt_models],
+    jobs=[*INGEST_JOBS.values(), transform_job],
+    resources={
+        "settings": AbacoSettings(),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+    },
+    executor=dg.in_process_executor,
+)

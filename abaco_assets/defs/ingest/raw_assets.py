@@ -1,0 +1,163 @@
+"""Raw assets: one per feed table, partitioned by delivery date.
+
+One multi-asset per source, because a source's tables arrive and are judged
+together (a Cascade delivery is all-or-nothing).  Materializing a partition
+copies the landed bytes write-once into raw/, validates them against the
+contract, and either promotes typed, masked Parquet or quarantines the
+delivery.  The blocking ``contract`` check carries the verdict, so nothing
+downstream runs on a rejected delivery within the same run.
+"""
+
+import datetime as dt
+import json
+
+import dagster as dg
+from pydantic import Field
+
+from contracts.derive import typed_columns
+from contracts.registry import latest, tables_of
+from abaco_assets.defs.partitions import delivery_date_partitions
+from abaco_assets.lib.deliveries import DeliveryOutcome, ensure_schema_files, process_delivery
+from abaco_assets.lib.landing import scan_landing
+from abaco_assets.resources import AbacoSettings
+
+MAX_VIOLATIONS_IN_METADATA = 20
+
+
+class IngestConfig(dg.Config):
+    force: bool = Field(
+        default=False,
+        description="Re-validate and re-promote versions that were already processed (same bytes).",
+    )
+
+
+def _column_schema(source: str, table: str) -> dg.TableSchema:
+    contract = latest(source, table)
+    return dg.TableSchema(
+        columns=[dg.TableColumn("delivery_date", "DATE", description="Delivery (as-of) date: the partition")]
+        + [
+            dg.TableColumn(name, "VARCHAR" if spec.pii == "hash" else spec.sql_type,
+                           description=f"{spec.description} (header '{spec.header}'; {spec.describe_rule()})")
+            for name, spec in typed_columns(contract)
+        ]
+    )
+
+
+def _asset_spec(source: str, table: str) -> dg.AssetSpec:
+    contract = latest(source, table)
+    return dg.AssetSpec(
+        key=["raw", source, table],
+        group_name="ingest",
+        description=(
+            f"{contract.title} as delivered by '{source}': original bytes kept write-once in "
+            f"raw/{source}/{table}/<date>/<sha256>, validated against {contract.contract_id()}, "
+            "promoted as typed, PII-masked Parquet."
+        ),
+        kinds={"csv", "parquet"},
+        owners=[contract.owner],
+        tags={"domain": "ingestion", "source": source},
+        metadata={"contract": contract.contract_id(), "dagster/column_schema": _column_schema(source, table)},
+    )
+
+
+def _write_validation_artifact(settings: AbacoSettings, run_id: str, outcome: DeliveryOutcome) -> str:
+    key = f"runs/{outcome.delivery_date.isoformat()}/{run_id}/validation.json"
+    zone = settings.zones().logs
+    existing = json.loads(zone.read(key)) if zone.exists(key) else {"run_id": run_id, "deliveries": []}
+    existing["deliveries"].append(outcome.to_record())
+    zone.replace(key, json.dumps(existing, indent=1, default=str).encode())
+    return zone.locate(key)
+
+
+def build_ingest_assets(source: str) -> dg.AssetsDefinition:
+    tables = tables_of(source)
+
+    @dg.multi_asset(
+        name=f"ingest_{source}",
+        specs=[_asset_spec(source, table) for table in tables],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "contract",
+                asset=dg.AssetKey(["raw", source, table]),
+                blocking=True,
+                description=(
+                    f"The delivery passes {latest(source, table).contract_id()}: header, types, nulls, ranges, "
+                    "enums, uniqueness, cross-column rules"
+                    + (" and referential integrity across the tape (all-or-nothing)" if source == "cascade" else "")
+                ),
+            )
+            for table in tables
+        ],
+        partitions_def=delivery_date_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=False,
+        op_tags={"domain": "ingestion"},
+    )
+    def ingest(context: dg.AssetExecutionContext, config: IngestConfig, settings: AbacoSettings):
+        zones = settings.zones()
+        ensure_schema_files(zones)
+        pii_key = settings.pii_hmac_key()
+        outcomes: list[DeliveryOutcome] = []
+        for partition_key in context.partition_keys:
+            delivery_date = dt.date.fromisoformat(partition_key)
+            scan = scan_landing(settings.landing(), source=source, delivery_date=delivery_date)
+            for skipped in scan.skipped:
+                context.log.warning(f"skipped landing key {skipped.key}: {skipped.reason}")
+            if not scan.files:
+                continue
+            outcome = process_delivery(scan.files, zones=zones, pii_key=pii_key, run_id=context.run_id,
+                                       containers=scan.containers, force=config.force)
+            artifact = _write_validation_artifact(settings, context.run_id, outcome)
+            verdict = "(already processed) " if outcome.previously_processed else ""
+            if outcome.accepted:
+                context.log.info(f"{verdict}{source} {delivery_date}: accepted version {outcome.version_id}")
+            else:
+                context.log.error(f"{verdict}{outcome.message} (validation report: {artifact})")
+            outcomes.append(outcome)
+        if not outcomes:
+            raise dg.Failure(
+                f"No {source} delivery found under {settings.landing() / source} for "
+                f"{', '.join(context.partition_keys[:3])}{'...' if len(context.partition_keys) > 3 else ''}",
+            )
+        for table in tables:
+            key = dg.AssetKey(["raw", source, table])
+            rows = sum(o.tables[table].rows for o in outcomes if o.accepted and table in o.tables)
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata={
+                    "deliveries": len(outcomes),
+                    "accepted": sum(o.accepted for o in outcomes),
+                    "rejected": sum(not o.accepted for o in outcomes),
+                    "dagster/row_count": rows,
+                    "input_sha256": dg.MetadataValue.json(
+                        {o.delivery_date.isoformat(): o.tables[table].sha256 for o in outcomes if table in o.tables}
+                    ),
+                    "contract": latest(source, table).contract_id(),
+                    "typed_path": str(zones.typed.path(f"{source}/{table}")),
+                },
+            )
+        for table in tables:
+            failing = [o for o in outcomes if not o.accepted]
+            yield dg.AssetCheckResult(
+                asset_key=dg.AssetKey(["raw", source, table]),
+                check_name="contract",
+                passed=not failing,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "checked_deliveries": len(outcomes),
+                    "rejected": dg.MetadataValue.json(
+                        [{"date": o.delivery_date.isoformat(), "status": o.status, "message": o.message,
+                          "violation_counts": o.tables[table].violation_counts if table in o.tables else {},
+                          "quarantine": o.tables[table].quarantine_key if table in o.tables else None}
+                         for o in failing]
+                    ),
+                    "violations_sample": dg.MetadataValue.json(
+                        [v for o in failing for v in o.violations][:MAX_VIOLATIONS_IN_METADATA]
+                    ),
+                },
+            )
+
+    return ingest
+
+
+ingest_assets = [build_ingest_assets(source) for source in ("cascade", "collections", "delinquency")]

@@ -1,0 +1,291 @@
+"""Turn one landed delivery (a source and a date) into raw, quarantine and typed records.
+
+A delivery version is the set of newest files per table (by modification
+time, then key); older files of the same date are kept in raw as superseded.
+The version id is a hash of (table, sha256) pairs, so re-sending the same
+bytes is recognised as the same version and changes nothing.  A Cascade
+delivery is all-or-nothing: one failing table rejects every table of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import polars as pl
+
+from contracts.derive import column_specs, typed_columns, typed_polars_schema
+from contracts.registry import CONTRACT_VERSIONS, tables_of
+from abaco_assets.lib.landing import LandingFile
+from abaco_assets.lib.masking import hmac_column
+from abaco_assets.lib.storage import LocalZone, sha256_hex
+from abaco_assets.lib.validation import TableValidation, Violation, validate_csv
+
+
+@dataclass(frozen=True)
+class Zones:
+    """The folders under ABACO_DATA, by role."""
+
+    data_dir: Path
+
+    @property
+    def raw(self) -> LocalZone:
+        return LocalZone(self.data_dir / "raw")
+
+    @property
+    def quarantine(self) -> LocalZone:
+        return LocalZone(self.data_dir / "quarantine")
+
+    @property
+    def typed(self) -> LocalZone:
+        return LocalZone(self.data_dir / "typed")
+
+    @property
+    def catalog(self) -> LocalZone:
+        return LocalZone(self.data_dir / "catalog")
+
+    @property
+    def logs(self) -> LocalZone:
+        return LocalZone(self.data_dir / "logs")
+
+
+@dataclass
+class TableRecord:
+    table: str
+    landing_key: str
+    sha256: str
+    raw_key: str
+    size: int
+    mtime: float
+    rows: int = 0
+    contract: str | None = None
+    ok: bool = False
+    violation_counts: dict[str, int] = field(default_factory=dict)
+    quarantine_key: str | None = None
+
+
+@dataclass
+class DeliveryOutcome:
+    source: str
+    delivery_date: dt.date
+    version_id: str
+    status: str  # accepted | rejected | incomplete
+    tables: dict[str, TableRecord]
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)  # masked samples
+    in_force: str | None = None
+    previously_processed: bool = False
+    message: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["delivery_date"] = self.delivery_date.isoformat()
+        record.pop("previously_processed")
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "DeliveryOutcome":
+        record = dict(record)
+        record["delivery_date"] = dt.date.fromisoformat(record["delivery_date"])
+        record["tables"] = {name: TableRecord(**table) for name, table in record["tables"].items()}
+        return cls(**record)
+
+
+def _ext(item: LandingFile) -> str:
+    return PurePosixPath(item.name).suffix.lower().lstrip(".") or "bin"
+
+
+def raw_key(item: LandingFile, sha: str) -> str:
+    return f"{item.source}/{item.table}/{item.delivery_date.isoformat()}/{sha}.{_ext(item)}"
+
+
+def catalog_key(source: str, delivery_date: dt.date) -> str:
+    return f"{source}/{delivery_date.isoformat()}.json"
+
+
+def load_catalog(zones: Zones, source: str, delivery_date: dt.date) -> dict[str, Any]:
+    key = catalog_key(source, delivery_date)
+    if not zones.catalog.exists(key):
+        return {"source": source, "delivery_date": delivery_date.isoformat(), "versions": {}, "in_force": None}
+    return json.loads(zones.catalog.read(key))
+
+
+def ensure_schema_files(zones: Zones) -> None:
+    """A zero-row Parquet per table keeps the dbt sources' globs valid before the first delivery."""
+    for (source, table), versions in CONTRACT_VERSIONS.items():
+        key = f"{source}/{table}/_schema/data.parquet"
+        if not zones.typed.exists(key):
+            zones.typed.replace(key, _parquet_bytes(pl.DataFrame(schema=typed_polars_schema(versions[-1]))))
+
+
+def _parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def choose_versions(files: list[LandingFile]) -> tuple[dict[str, LandingFile], list[LandingFile]]:
+    """Newest file per table by (modification time, key); the rest are superseded."""
+    newest: dict[str, LandingFile] = {}
+    superseded: list[LandingFile] = []
+    for item in sorted(files, key=lambda f: (f.mtime, f.key)):
+        if item.table in newest:
+            superseded.append(newest[item.table])
+        newest[item.table] = item
+    return newest, superseded
+
+
+def process_delivery(
+    files: list[LandingFile],
+    *,
+    zones: Zones,
+    pii_key: bytes,
+    run_id: str,
+    containers: list[LandingFile] = (),
+    force: bool = False,
+) -> DeliveryOutcome:
+    """Copy to raw, validate, then promote to typed or quarantine. Idempotent per version."""
+    source, delivery_date = files[0].source, files[0].delivery_date
+    newest, superseded = choose_versions(files)
+    payloads: dict[str, bytes] = {}
+    records: dict[str, TableRecord] = {}
+    for container in containers:
+        data = container.read()
+        zones.raw.put_once(f"cascade/_zip/{delivery_date.isoformat()}/{sha256_hex(data)}.zip", data)
+    for item in superseded:
+        data = item.read()
+        zones.raw.put_once(raw_key(item, sha256_hex(data)), data)
+    for table, item in newest.items():
+        data = item.read()
+        sha = sha256_hex(data)
+        zones.raw.put_once(raw_key(item, sha), data)
+        payloads[table] = data
+        records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
+    version_id = sha256_hex("\n".join(f"{t}={r.sha256}" for t, r in sorted(records.items())).encode())[:16]
+    catalog = load_catalog(zones, source, delivery_date)
+    if version_id in catalog["versions"] and not force:
+        outcome = DeliveryOutcome.from_record(catalog["versions"][version_id])
+        outcome.previously_processed = True
+        outcome.in_force = catalog["in_force"]
+        return outcome
+
+    outcome = DeliveryOutcome(source, delivery_date, version_id, "accepted", records,
+                              superseded=[{"landing_key": f.key, "mtime": f.mtime} for f in superseded])
+    missing = [t for t in tables_of(source) if t not in newest and CONTRACT_VERSIONS[(source, t)][-1].required_in_delivery]
+    validations: dict[str, TableValidation] = {}
+    if missing:
+        outcome.status = "incomplete"
+        titles = ", ".join(CONTRACT_VERSIONS[(source, t)][-1].title for t in missing)
+        outcome.message = f"{source} delivery of {delivery_date} is incomplete: missing {titles}"
+    else:
+        for table, data in payloads.items():
+            validation = validate_csv(data, file=newest[table].key, versions=CONTRACT_VERSIONS[(source, table)],
+                                      delivery_date=delivery_date)
+            validations[table] = validation
+            record = records[table]
+            record.rows, record.contract, record.ok = validation.rows, validation.contract_id, validation.ok
+            record.violation_counts = dict(validation.violation_counts)
+        cross = _cross_table_violations(source, validations) if all(v.ok for v in validations.values()) else []
+        failed = [t for t, v in validations.items() if not v.ok]
+        if failed or cross:
+            outcome.status = "rejected"
+            first = next((v.violations[0] for v in validations.values() if v.violations), None) or cross[0]
+            outcome.message = f"{source} delivery of {delivery_date} rejected: {first.render()}"
+    for table, validation in validations.items():
+        outcome.violations.extend(validation.report(mask_pii=True)["violations"])
+    if outcome.status == "rejected":
+        cross_by_table: dict[str, list[Violation]] = {}
+        for violation in cross:
+            cross_by_table.setdefault(_table_of_file(violation.file, records), []).append(violation)
+            outcome.violations.append(asdict(violation))
+        for table, record in records.items():
+            _quarantine(zones, source, table, delivery_date, record, payloads[table], validations[table],
+                        cross_by_table.get(table, []), outcome.message)
+    elif outcome.status == "accepted":
+        _promote(zones, source, delivery_date, validations, pii_key)
+        catalog["in_force"] = version_id
+    outcome.in_force = catalog["in_force"]
+    record = outcome.to_record()
+    record.update(processed_at=time.time(), run_id=run_id)
+    catalog["versions"][version_id] = record
+    zones.catalog.replace(catalog_key(source, delivery_date), json.dumps(catalog, indent=1, default=str).encode())
+    return outcome
+
+
+def _table_of_file(file: str, records: dict[str, TableRecord]) -> str:
+    return next((t for t, r in records.items() if r.landing_key == file), next(iter(records)))
+
+
+def _quarantine(zones: Zones, source: str, table: str, delivery_date: dt.date, record: TableRecord, data: bytes,
+                validation: TableValidation, cross: list[Violation], reason: str) -> None:
+    """Keep the rejected bytes and the full (clear-value) report: quarantine is part of the secure zone."""
+    base = f"{source}/{table}/{delivery_date.isoformat()}/{record.sha256}"
+    ext = PurePosixPath(record.raw_key).suffix
+    zones.quarantine.put_once(base + ext, data)
+    report = validation.report(mask_pii=False)
+    report["violations"] += [asdict(v) for v in cross]
+    for violation in cross:
+        report["violation_counts"][violation.rule] = report["violation_counts"].get(violation.rule, 0) + 1
+    report.update(sha256=record.sha256, delivery_reason=reason, landing_key=record.landing_key)
+    zones.quarantine.put_once(base + ".error.json", json.dumps(report, indent=1, default=str).encode())
+    record.quarantine_key = base + ext
+
+
+def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dict[str, TableValidation],
+             pii_key: bytes) -> None:
+    """Write the masked, typed Parquet of every table of the delivery (zero rows for an absent optional one)."""
+    for table in tables_of(source):
+        contract = CONTRACT_VERSIONS[(source, table)][-1]
+        validation = validations.get(table)
+        if validation is None or validation.frame is None:
+            frame = pl.DataFrame(schema=typed_polars_schema(contract))
+        else:
+            frame = mask_frame(validation.frame, validation.contract, pii_key)
+            frame = frame.select(pl.lit(delivery_date).alias("delivery_date"), pl.all())
+        zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", _parquet_bytes(frame))
+
+
+def mask_frame(frame: pl.DataFrame, contract, pii_key: bytes) -> pl.DataFrame:
+    """Canonical frame -> typed-zone frame: PII hashed (renamed *_hmac) or dropped."""
+    columns = []
+    for typed_name, spec in typed_columns(contract):
+        if spec.pii == "hash":
+            columns.append(hmac_column(frame[spec.name], pii_key).alias(typed_name))
+        else:
+            columns.append(frame[spec.name])
+    return pl.DataFrame(columns)
+
+
+def _cross_table_violations(source: str, validations: dict[str, TableValidation]) -> list[Violation]:
+    """Referential integrity inside one Cascade delivery (loans -> customers, children -> loans)."""
+    if source != "cascade":
+        return []
+    frames = {t: v.frame for t, v in validations.items()}
+    files = {t: v.file for t, v in validations.items()}
+    checks = [("loan_data", "customer_id", "customer_data", "customer_id")]
+    checks += [(child, "loan_id", "loan_data", "loan_id")
+               for child in ("payment_schedule", "historic_real_payment", "collateral")]
+    violations = []
+    for child, child_col, parent, parent_col in checks:
+        if child not in frames or parent not in frames:
+            continue
+        orphans = (frames[child].with_row_index("__row", offset=2)
+                   .join(frames[parent].select(pl.col(parent_col).alias(child_col)).unique(), on=child_col, how="anti"))
+        header = next(s.header for s in column_specs(validations[child].contract) if s.name == child_col)
+        for row, value in orphans.select("__row", child_col).head(50).iter_rows():
+            violations.append(Violation(
+                files[child], f"relationship.{child}.{child_col}",
+                f"{child_col} not found in {CONTRACT_VERSIONS[('cascade', parent)][-1].title} of the same delivery",
+                row=row, column=header, value=value,
+                hint="Every row must refer to a record delivered in the same tape.",
+            ))
+    return violations

@@ -1,0 +1,313 @@
+"""Vectorized validation of one upstream CSV against its contract.
+
+The order of the gates matters for the error a user sees: bytes (empty, not
+UTF-8) -> CSV structure -> header (which contract version, missing/unknown
+columns) -> per-value types -> the pandera schema derived from the contract
+(nulls, ranges, enums, uniqueness, cross-column rules).  Every violation
+names file, row, column, value, rule and a hint.  Nothing here loops over
+rows in Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import io
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import polars as pl
+
+from contracts.base import FeedTable
+from contracts.derive import ColumnSpec, column_specs, pandera_schema
+
+# Samples kept per rule; the rest is counted.
+MAX_SAMPLES_PER_RULE = 50
+MASK = "***"
+
+_HINTS = {
+    "file.empty": "The file has zero bytes: re-export it from the source system.",
+    "file.encoding": "Save the file as UTF-8 (a BOM is allowed).",
+    "file.malformed_csv": "Check quoting and that every row has as many fields as the header.",
+    "file.delimiter": "Use a comma as the field separator.",
+    "file.empty_table": "A header-only tape is not a valid book: re-export with its rows.",
+    "header.missing_column": "Add the column, or check it was not renamed.",
+    "header.unknown_column": "Remove the column or ask for a new contract version.",
+    "header.duplicate_column": "Each header name may appear once.",
+    "null": "Fill the value; the column is required.",
+    "unique": "Remove the duplicated rows.",
+    "unique_together": "Remove the duplicated rows.",
+    "type.integer": "Write a whole number without separators.",
+    "type.decimal": "Write a '.'-decimal number without thousands separators.",
+    "type.decimal_scale": "Round the amount to the number of decimals the contract allows.",
+    "type.date": "Write the date as YYYY-MM-DD.",
+    "type.boolean": "Write true or false.",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    file: str
+    rule: str
+    message: str
+    row: int | None = None  # 1-based line in the file; the header is row 1
+    column: str | None = None  # upstream header name
+    value: str | None = None
+    hint: str = ""
+
+    def masked(self, pii_headers: frozenset[str]) -> "Violation":
+        if self.column in pii_headers and self.value is not None:
+            return Violation(**{**asdict(self), "value": MASK})
+        return self
+
+    def render(self) -> str:
+        where = [self.file]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        value = f" (value {self.value!r})" if self.value is not None else ""
+        hint = f" Hint: {self.hint}" if self.hint else ""
+        return f"{', '.join(where)}: rule {self.rule}: {self.message}{value}.{hint}"
+
+
+@dataclass
+class TableValidation:
+    """The outcome of validating one file against one table's contract versions."""
+
+    file: str
+    contract: type[FeedTable] | None
+    rows: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    violation_counts: Counter = field(default_factory=Counter)
+    frame: pl.DataFrame | None = None  # canonical, typed, clear values (stays in the secure zone)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violation_counts
+
+    @property
+    def contract_id(self) -> str | None:
+        return self.contract.contract_id() if self.contract else None
+
+    def add(self, violations: list[Violation]) -> None:
+        for violation in violations:
+            self.violation_counts[violation.rule] += 1
+            if self.violation_counts[violation.rule] <= MAX_SAMPLES_PER_RULE:
+                self.violations.append(violation)
+
+    def pii_headers(self) -> frozenset[str]:
+        if self.contract is None:
+            return frozenset()
+        return frozenset(spec.header for spec in column_specs(self.contract) if spec.pii)
+
+    def report(self, *, mask_pii: bool) -> dict[str, Any]:
+        pii = self.pii_headers() if mask_pii else frozenset()
+        return {
+            "file": self.file,
+            "contract": self.contract_id,
+            "rows": self.rows,
+            "ok": self.ok,
+            "violation_counts": dict(self.violation_counts),
+            "violations": [asdict(v.masked(pii)) for v in self.violations],
+            "samples_capped_at": MAX_SAMPLES_PER_RULE,
+        }
+
+
+def validate_csv(
+    data: bytes,
+    *,
+    file: str,
+    versions: tuple[type[FeedTable], ...],
+    delivery_date: dt.date,
+) -> TableValidation:
+    """Validate the bytes of one CSV against the versions of its table's contract."""
+    result = TableValidation(file=file, contract=None)
+    frame = _read_csv(data, result)
+    if frame is None:
+        return result
+    contract = _choose_version(list(frame.columns), versions, result)
+    if contract is None:
+        return result
+    result.contract = contract
+    result.rows = frame.height
+    if frame.height < contract.min_rows:
+        result.add([Violation(file, "file.empty_table", f"{contract.title} has no rows", hint=_HINTS["file.empty_table"])])
+        return result
+    typed = _parse_types(frame, contract, result)
+    _run_pandera(typed, contract, delivery_date, result)
+    if result.ok:
+        result.frame = typed.drop("__row")
+    return result
+
+
+def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
+    file = result.file
+    if not data:
+        result.add([Violation(file, "file.empty", "the file is empty (0 bytes)", hint=_HINTS["file.empty"])])
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        result.add([Violation(file, "file.encoding", f"not UTF-8 at byte {exc.start}", hint=_HINTS["file.encoding"])])
+        return None
+    text = text.removeprefix("\ufeff")
+    first_line = text.split("\n", 1)[0]
+    try:
+        frame = pl.read_csv(
+            io.StringIO(text),
+            infer_schema=False,
+            has_header=True,
+            raise_if_empty=True,
+        )
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0][:300]
+        result.add([Violation(file, "file.malformed_csv", f"cannot be parsed as CSV: {message}",
+                              hint=_HINTS["file.malformed_csv"])])
+        return None
+    if frame.width == 1 and any(sep in first_line for sep in (";", "\t", "|")):
+        result.add([Violation(file, "file.delimiter", "the header has a single column: wrong field separator",
+                              row=1, hint=_HINTS["file.delimiter"])])
+        return None
+    names = [name.strip() for name in frame.columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        result.add([Violation(file, "header.duplicate_column", "duplicate header", row=1, column=name,
+                              hint=_HINTS["header.duplicate_column"]) for name in duplicates])
+        return None
+    return frame.rename(dict(zip(frame.columns, names)))
+
+
+def _choose_version(
+    header: list[str], versions: tuple[type[FeedTable], ...], result: TableValidation
+) -> type[FeedTable] | None:
+    """The newest version whose columns the header satisfies; else explain the closest."""
+    present = set(header)
+    scored = []
+    for contract in reversed(versions):
+        specs = column_specs(contract)
+        known = {spec.header for spec in specs}
+        missing = [spec.header for spec in specs if spec.header_required and spec.header not in present]
+        unknown = [name for name in header if name not in known]
+        if not missing and not unknown:
+            return contract
+        scored.append((len(missing) + len(unknown), contract, missing, unknown))
+    _, closest, missing, unknown = min(scored, key=lambda item: item[0])
+    violations = []
+    for name in missing:
+        guess = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+        hint = f"Found '{guess[0]}': was '{name}' renamed?" if guess else _HINTS["header.missing_column"]
+        violations.append(Violation(result.file, "header.missing_column",
+                                    f"required column '{name}' of {closest.contract_id()} is missing",
+                                    row=1, column=name, hint=hint))
+    for name in unknown:
+        violations.append(Violation(result.file, "header.unknown_column",
+                                    f"column '{name}' is not in {closest.contract_id()}",
+                                    row=1, column=name, hint=_HINTS["header.unknown_column"]))
+    result.add(violations)
+    return None
+
+
+_INTEGER = r"^[+-]?\d{1,18}$"
+_DECIMAL = r"^[+-]?\d{1,18}(\.\d+)?$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, str, str]:
+    """(typed value, is-valid, rule, message) for one column, as polars expressions."""
+    raw = pl.col(spec.header)
+    if spec.kind == "integer":
+        return raw.cast(pl.Int64, strict=False), raw.str.contains(_INTEGER), "type.integer", "not an integer"
+    if spec.kind == "decimal":
+        well_formed = raw.str.contains(_DECIMAL)
+        return raw.cast(pl.Decimal(18, spec.scale), strict=False), well_formed, "type.decimal", "not a decimal number"
+    if spec.kind == "date":
+        parsed = raw.str.to_date("%Y-%m-%d", strict=False)
+        return parsed, raw.str.contains(_DATE) & parsed.is_not_null(), "type.date", "not a valid YYYY-MM-DD date"
+    if spec.kind == "boolean":
+        lowered = raw.str.to_lowercase()
+        return lowered == "true", lowered.is_in(["true", "false"]), "type.boolean", "not true/false"
+    return raw, pl.lit(True), "", ""
+
+
+def _parse_types(frame: pl.DataFrame, contract: type[FeedTable], result: TableValidation) -> pl.DataFrame:
+    specs = column_specs(contract)
+    frame = frame.with_row_index("__row", offset=2)
+    checks, typed_exprs = [], []
+    for spec in specs:
+        if spec.header not in frame.columns:
+            default = None if spec.default is None else spec.default
+            typed_exprs.append(pl.lit(default, dtype=spec.polars_dtype).alias(spec.name))
+            continue
+        value, valid, rule, message = _parse_expr(spec)
+        if spec.default is not None:
+            value = value.fill_null(pl.lit(spec.default, dtype=spec.polars_dtype))
+        typed_exprs.append(value.cast(spec.polars_dtype).alias(spec.name))
+        if rule:
+            checks.append((spec, pl.col(spec.header).is_not_null() & ~valid, rule, message))
+        if spec.kind == "decimal":
+            too_fine = pl.col(spec.header).str.contains(rf"\.\d{{{spec.scale + 1},}}$")
+            checks.append((spec, pl.col(spec.header).is_not_null() & too_fine, "type.decimal_scale",
+                           f"more than {spec.scale} decimals"))
+    if checks:
+        flags = frame.select(pl.col("__row"), *[cond.alias(f"__bad{i}") for i, (_, cond, _, _) in enumerate(checks)])
+        for i, (spec, _, rule, message) in enumerate(checks):
+            bad = flags.filter(pl.col(f"__bad{i}")).select("__row")
+            if bad.height == 0:
+                continue
+            rows = bad["__row"].to_list()
+            values = frame.filter(pl.col("__row").is_in(rows[:MAX_SAMPLES_PER_RULE]))[spec.header].to_list()
+            result.add([
+                Violation(result.file, rule, message, row=row, column=spec.header, value=value,
+                          hint=spec.hint or _HINTS.get(rule, ""))
+                for row, value in zip(rows, values + [None] * (len(rows) - len(values)))
+            ])
+    return frame.select(pl.col("__row"), *typed_exprs)
+
+
+def _run_pandera(typed: pl.DataFrame, contract: type[FeedTable], delivery_date: dt.date,
+                 result: TableValidation) -> None:
+    import pandera.errors
+
+    schema = pandera_schema(contract, delivery_date)
+    rows = typed["__row"]
+    body = typed.drop("__row")
+    try:
+        schema.validate(body, lazy=True)
+        return
+    except pandera.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    specs = {spec.name: spec for spec in column_specs(contract)}
+    type_flagged = {(v.row, v.column) for v in result.violations if v.rule.startswith("type.")}
+    violations = []
+    for case in cases.iter_rows(named=True):
+        check = str(case["check"])
+        column_name = case.get("column")
+        spec = specs.get(column_name) if column_name else None
+        rule, _, message = check.partition(": ")
+        rule = {"not_nullable": "null", "field_uniqueness": "unique",
+                "multiple_fields_uniqueness": "unique_together"}.get(rule, rule)
+        if not message:
+            message = {"null": "required value is empty", "unique": "duplicate value",
+                       "unique_together": f"duplicate {contract.unique_together}"}.get(rule, check)
+        index = case.get("index")
+        row = int(rows[int(index)]) if index is not None else None
+        header = spec.header if spec else None
+        if rule == "null" and (row, header) in type_flagged:
+            continue  # already reported as a type error
+        if rule in ("dtype", "column_in_dataframe", "column_in_schema"):
+            rule = "schema"
+        hint = (spec.hint if spec and spec.hint else "") or _HINTS.get(rule, "")
+        value = case.get("failure_case")
+        rule_obj = next((r for r in contract.row_rules if r.name == rule), None)
+        if rule_obj is not None:
+            hint = rule_obj.hint or f"Fix the row so that: {rule_obj.description}."
+            # show only the columns the rule reads, under their upstream headers
+            row_values = json.loads(value) if isinstance(value, str) else {}
+            value = json.dumps({specs[c].header: row_values.get(c) for c in rule_obj.columns}, default=str)
+        violations.append(Violation(result.file, rule, message, row=row, column=header,
+                                    value=None if value is None else str(value), hint=hint))
+    violations.sort(key=lambda v: (v.row or 0, v.column or ""))
+    result.add(violations)

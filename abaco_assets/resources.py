@@ -1,0 +1,64 @@
+"""Resources: where the platform reads and writes, decided at run time.
+
+``AbacoSettings`` resolves the landing root and data dir from its config or,
+when unset, from the environment (ABACO_LANDING, ABACO_DATA) at the moment a
+run needs them, never at import time (tests switch folders without
+reloading modules).  ABACO_ENV=prod makes a missing secret an error
+instead of falling back to a locally generated development key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dagster as dg
+
+from abaco_assets.lib.deliveries import Zones
+
+DEFAULT_DATA_DIR = "./data"
+
+
+def data_dir_from_env() -> Path:
+    return Path(os.environ.get("ABACO_DATA") or DEFAULT_DATA_DIR).resolve()
+
+
+def landing_from_env() -> Path:
+    landing = os.environ.get("ABACO_LANDING")
+    return Path(landing).resolve() if landing else data_dir_from_env() / "landing"
+
+
+class AbacoSettings(dg.ConfigurableResource):
+    """Folders of the platform. Empty fields fall back to the environment."""
+
+    landing_root: str = ""
+    data_dir: str = ""
+    environment: str = ""
+
+    def landing(self) -> Path:
+        return Path(self.landing_root).resolve() if self.landing_root else landing_from_env()
+
+    def data(self) -> Path:
+        return Path(self.data_dir).resolve() if self.data_dir else data_dir_from_env()
+
+    def env(self) -> str:
+        return self.environment or os.environ.get("ABACO_ENV", "local")
+
+    def zones(self) -> Zones:
+        return Zones(self.data())
+
+    def pii_hmac_key(self) -> bytes:
+        """The PII hashing key: ABACO_PII_HMAC_KEY, else (local only) a random key kept in the secure zone."""
+        key = os.environ.get("ABACO_PII_HMAC_KEY")
+        if key:
+            return key.encode("utf-8")
+        if self.env() == "prod":
+            raise dg.Failure("ABACO_PII_HMAC_KEY is not set: production refuses to hash PII with a generated key")
+        path = self.data() / "raw" / ".secure" / "pii_hmac.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode("utf-8")

@@ -1,0 +1,95 @@
+"""End to end through the public surface: `abaco generate` -> `abaco run` -> the marts in DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from abaco_assets_tests.conftest import run_abaco
+
+MARTS = ("kpi_portfolio_monthly", "kpi_portfolio_monthly_by_segment", "kpi_portfolio_monthly_by_product",
+         "kpi_roll_rates", "kpi_vintage_curves")
+
+pytestmark = pytest.mark.e2e
+
+
+def marts_snapshot(data: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return {mart: con.execute(f"select * from marts.{mart} order by all").fetchall() for mart in MARTS}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    landing, data = root / "landing", root / "data"
+    env = {"ABACO_DATA": str(data), "DAGSTER_HOME": str(data / "dagster_home")}
+    generated = run_abaco("generate", "--out", str(landing), "--loans", "300", "--months", "4", "--seed", "11",
+                          "--delinquency-cadence", "month-end", env=env)
+    assert generated.returncode == 0, generated.stderr
+    first = run_abaco("run", "--landing", str(landing), env=env)
+    return landing, data, env, first
+
+
+def test_first_run_accepts_everything_and_builds_every_mart(workspace):
+    landing, data, env, first = workspace
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "0 rejected" in first.stdout and "portfolio KPIs, month_end" in first.stdout
+    snapshot = marts_snapshot(data)
+    for mart in MARTS:
+        assert snapshot[mart], f"marts.{mart} is empty"
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        months = con.execute("select count(*) from marts.kpi_portfolio_monthly").fetchone()[0]
+    assert months == 4
+    # raw zone is content-addressed and write-once; typed zone holds no clear PII
+    raw_files = list((data / "raw" / "cascade" / "loan_data").glob("*/*.csv"))
+    assert len(raw_files) == 4 and all(len(p.stem) == 64 for p in raw_files)
+    typed_customers = duckdb.sql(
+        f"select * from read_parquet('{data}/typed/cascade/customer_data/*/data.parquet', union_by_name=true)")
+    assert "customer_name" not in typed_customers.columns and "tax_id_hmac" in typed_customers.columns
+
+
+def test_rerun_changes_nothing_also_when_forced(workspace):
+    landing, data, env, _ = workspace
+    before = marts_snapshot(data)
+    again = run_abaco("run", "--landing", str(landing), env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "up to date" in again.stdout
+    assert marts_snapshot(data) == before
+    forced = run_abaco("run", "--landing", str(landing), "--force", env=env)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "transform (dbt build): ok" in forced.stdout
+    assert marts_snapshot(data) == before
+
+
+def test_renamed_header_is_rejected_quarantined_and_marts_do_not_move(workspace):
+    landing, data, env, _ = workspace
+    before = marts_snapshot(data)
+    latest_tape = sorted((landing / "cascade").iterdir())[-1]
+    original = latest_tape / "Abaco - Loan Tape_Loan Data_Table.csv"
+    restated = latest_tape / "Abaco - Loan Tape_Loan Data_Table (2).csv"
+    restated.write_bytes(original.read_bytes().replace(b"Outstanding Loan Value", b"Outstanding Value", 1))
+    bad = run_abaco("run", "--landing", str(landing), env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "REJECTED cascade" in bad.stdout and "'Outstanding Loan Value'" in bad.stdout
+    assert "header.missing_column" in bad.stdout
+    quarantined = sorted((data / "quarantine" / "cascade").rglob("*"))
+    assert any(p.name.endswith(".error.json") for p in quarantined)
+    assert marts_snapshot(data) == before
+    # a rerun with the rejected file still there reports it again, without a second quarantine copy
+    again = run_abaco("run", "--landing", str(landing), env=env)
+    assert again.returncode == 1 and "REJECTED cascade" in again.stdout
+    assert sorted((data / "quarantine" / "cascade").rglob("*")) == quarantined
+    assert marts_snapshot(data) == before
+    restated.unlink()
+
+
+def test_user_errors_exit_2(tmp_path):
+    missing = run_abaco("run", "--landing", str(tmp_path / "nope"), env={"ABACO_DATA": str(tmp_path / "d")})
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad_args = run_abaco("generate", "--out", str(tmp_path / "x"), "--loans", "0")
+    assert bad_args.returncode == 2

@@ -1,0 +1,50 @@
+"""The contracts are the one source of truth: everything derived must agree with them."""
+
+import datetime as dt
+
+import pytest
+
+from contracts.derive import column_specs, pandera_schema, typed_polars_schema
+from contracts.registry import CONTRACT_VERSIONS, all_latest
+from contracts.render import DBT_SOURCES_PATH, dbt_sources_text
+
+
+def test_committed_dbt_sources_match_the_contracts():
+    assert DBT_SOURCES_PATH.read_text() == dbt_sources_text(), (
+        "dbt_project/models/sources.yml is stale: run `python -m contracts.render`"
+    )
+
+
+def test_every_feed_table_of_feeds_md_has_a_contract():
+    assert set(CONTRACT_VERSIONS) == {
+        ("cascade", "loan_data"), ("cascade", "customer_data"), ("cascade", "payment_schedule"),
+        ("cascade", "historic_real_payment"), ("cascade", "collateral"),
+        ("collections", "collections"), ("delinquency", "delinquency"),
+    }
+
+
+@pytest.mark.parametrize("contract", all_latest(), ids=lambda c: c.contract_id())
+def test_contract_derivations_are_consistent(contract):
+    specs = column_specs(contract)
+    headers = [s.header for s in specs]
+    assert len(headers) == len(set(headers)), "a header appears twice"
+    schema = pandera_schema(contract, dt.date(2026, 1, 31))
+    assert list(schema.columns) == [s.name for s in specs]
+    typed = typed_polars_schema(contract)
+    assert next(iter(typed)) == "delivery_date"
+    # PII never reaches the typed zone in clear: dropped or renamed to *_hmac
+    for spec in specs:
+        if spec.pii == "drop":
+            assert spec.name not in typed
+        if spec.pii == "hash":
+            assert spec.name not in typed and f"{spec.name}_hmac" in typed
+
+
+def test_feeds_md_types_and_flags_are_declared():
+    loan = {s.name: s for s in column_specs(CONTRACT_VERSIONS[("cascade", "loan_data")][-1])}
+    assert loan["disbursement_amount"].scale == 2 and loan["disbursement_amount"].gt == 0
+    assert loan["interest_rate_apr"].le == 2 and "percent" in loan["interest_rate_apr"].hint
+    assert loan["tpv"].header_required is False and loan["origination_fee"].default == 0
+    assert loan["write_off_date"].header_required and loan["write_off_date"].nullable
+    customer = {s.name: s for s in column_specs(CONTRACT_VERSIONS[("cascade", "customer_data")][-1])}
+    assert {n for n, s in customer.items() if s.pii} == {"customer_name", "tax_id", "email", "phone"}

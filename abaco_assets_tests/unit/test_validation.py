@@ -1,0 +1,96 @@
+"""Contract validation: valid edge cases pass, each defect is named by file, row, column and rule."""
+
+import datetime as dt
+
+from abaco_assets.lib.validation import validate_csv
+from abaco_assets_tests.fixtures.landing_writer import csv_bytes, customer, loan
+from contracts.registry import CONTRACT_VERSIONS
+
+TAPE_DATE = dt.date(2026, 1, 31)
+
+
+def _validate(source, table, data):
+    return validate_csv(data, file="f.csv", versions=CONTRACT_VERSIONS[(source, table)], delivery_date=TAPE_DATE)
+
+
+def _loans(*rows):
+    return csv_bytes("cascade", "loan_data", list(rows))
+
+
+def test_valid_tape_with_bom_quoted_comma_and_defaults():
+    data = b"\xef\xbb\xbf" + _loans(loan("L1", "C1", origination_fee=None))
+    result = _validate("cascade", "loan_data", data)
+    assert result.ok, [v.render() for v in result.violations]
+    row = result.frame.row(0, named=True)
+    assert str(row["origination_fee"]) == "0.000000"  # default applied
+    customers = csv_bytes("cascade", "customer_data", [customer("C1", customer_name="Pérez, Juan y Asociados")])
+    assert b'"P\xc3\xa9rez, Juan y Asociados"' in customers
+    assert _validate("cascade", "customer_data", customers).ok
+
+
+def test_absent_optional_column_is_valid():
+    data = _loans(loan("L1", "C1")).decode()
+    header, row = data.splitlines()
+    cut = header.split(",").index("TPV")
+    strip = lambda line: ",".join(v for i, v in enumerate(line.split(",")) if i != cut)  # noqa: E731
+    result = _validate("cascade", "loan_data", f"{strip(header)}\n{strip(row)}\n".encode())
+    assert result.ok and result.frame["tpv"].null_count() == 1
+
+
+def test_renamed_header_names_the_column_and_guesses_the_rename():
+    data = _loans(loan("L1", "C1")).replace(b"Loan ID", b"LoanID", 1)
+    result = _validate("cascade", "loan_data", data)
+    assert not result.ok
+    missing = [v for v in result.violations if v.rule == "header.missing_column"]
+    assert missing[0].column == "Loan ID" and "LoanID" in missing[0].hint and missing[0].row == 1
+
+
+def test_percent_looking_apr_is_rejected_with_the_hint():
+    result = _validate("cascade", "loan_data", _loans(loan("L1", "C1"), loan("L2", "C1", interest_rate_apr="36")))
+    (violation,) = result.violations
+    assert (violation.rule, violation.row, violation.column, violation.value) == ("le", 3, "Interest Rate APR", "36.000000")
+    assert "percent" in violation.hint
+    assert "f.csv, row 3, column 'Interest Rate APR': rule le" in violation.render()
+
+
+def test_type_null_enum_unique_and_cross_column_rules():
+    result = _validate("cascade", "loan_data", _loans(
+        loan("L1", "C1", disbursement_amount="1,000.00"),
+        loan("L1", "C1", loan_status="Paid"),
+        loan("L3", None),
+        loan("L4", "C1", loan_status="Complete"),  # outstanding 1000 on a Complete loan
+        loan("L5", "C1", disbursement_date="2026-02-01", maturity_date="2027-02-01"),
+        loan("L6", "C1", disbursement_amount="10.005"),
+    ))
+    found = {(v.rule, v.row) for v in result.violations}
+    assert ("type.decimal", 2) in found
+    assert ("unique", 2) in found and ("unique", 3) in found
+    assert ("isin", 3) in found
+    assert ("null", 4) in found
+    assert ("closed_loans_have_zero_outstanding", 5) in found
+    assert ("not_after_delivery", 6) in found
+    assert ("type.decimal_scale", 7) in found
+
+
+def test_malformed_inputs_are_explained_not_raised():
+    assert _validate("collections", "collections", b"").violations[0].rule == "file.empty"
+    assert _validate("collections", "collections", b"payment_id,amount\n\xff\xfe\n").violations[0].rule == "file.encoding"
+    semicolons = b"payment_id;loan_id;received_date;amount;channel;is_recovery\nP1;L1;2026-01-31;1;cash;false\n"
+    assert _validate("collections", "collections", semicolons).violations[0].rule == "file.delimiter"
+
+
+def test_header_only_files():
+    header_only = csv_bytes("collections", "collections", [])
+    assert _validate("collections", "collections", header_only).ok
+    assert _validate("cascade", "loan_data", _loans()).violations[0].rule == "file.empty_table"
+
+
+def test_pii_values_are_masked_outside_the_secure_zone():
+    data = csv_bytes("cascade", "customer_data", [customer("C1", segment="Nope", tax_id="0614-999999-101-1")]
+                     + [customer("C1", tax_id="0614-999999-101-1")])
+    result = _validate("cascade", "customer_data", data)
+    masked = result.report(mask_pii=True)
+    clear = result.report(mask_pii=False)
+    assert "0614-999999-101-1" not in str(masked)
+    assert any(v["column"] == "Segment" and v["value"] == "Nope" for v in masked["violations"])
+    assert "C1" in str(clear)

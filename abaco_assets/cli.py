@@ -170,7 +170,7 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     from abaco_assets.definitions import INGEST_JOBS, defs
     from abaco_assets.lib.deliveries import Zones, load_catalog
     from abaco_assets.lib.landing import scan_landing
-    from abaco_assets.lib.run_plan import contiguous_ranges, in_force_fingerprint, needs_processing
+    from abaco_assets.lib.run_plan import candidate_version_id, contiguous_ranges, in_force_fingerprint
 
     zones = Zones(data_dir)
     scan = scan_landing(landing)
@@ -180,8 +180,10 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     for skipped in scan.skipped:
         click.echo(f"  skipped {skipped.key}: {skipped.reason}")
     to_process: dict[str, list[dt.date]] = {}
+    landed_versions: dict[tuple[str, dt.date], str] = {}
     for (source, day), files in deliveries.items():
-        if needs_processing(zones, files, force):
+        landed_versions[(source, day)] = version_id = candidate_version_id(files)
+        if force or version_id not in load_catalog(zones, source, day)["versions"]:
             to_process.setdefault(source, []).append(day)
 
     instance = dg.DagsterInstance.get()
@@ -204,12 +206,13 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
                 failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
 
     accepted, rejected = [], []
-    for (source, day) in deliveries:
-        catalog = load_catalog(zones, source, day)
-        latest = max(catalog["versions"].values(), key=lambda v: v.get("processed_at", 0), default=None)
-        if latest is None:
+    for (source, day), version_id in landed_versions.items():
+        # the verdict on the version that is in the landing folder now
+        record = load_catalog(zones, source, day)["versions"].get(version_id)
+        if record is None:
+            failed_runs.append(f"{source} {day}: not processed (see the ingest run above)")
             continue
-        (accepted if latest["status"] == "accepted" else rejected).append(latest)
+        (accepted if record["status"] == "accepted" else rejected).append(record)
 
     fingerprint = in_force_fingerprint(zones)
     state_key = "_transform.json"

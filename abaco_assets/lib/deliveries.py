@@ -133,6 +133,11 @@ def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+def version_id_of(table_hashes: dict[str, str]) -> str:
+    """A delivery version is identified by the content of its chosen files, nothing else."""
+    return sha256_hex("\n".join(f"{t}={sha}" for t, sha in sorted(table_hashes.items())).encode())[:16]
+
+
 def choose_versions(files: list[LandingFile]) -> tuple[dict[str, LandingFile], list[LandingFile]]:
     """Newest file per table by (modification time, key); the rest are superseded."""
     newest: dict[str, LandingFile] = {}
@@ -170,7 +175,7 @@ def process_delivery(
         zones.raw.put_once(raw_key(item, sha), data)
         payloads[table] = data
         records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
-    version_id = sha256_hex("\n".join(f"{t}={r.sha256}" for t, r in sorted(records.items())).encode())[:16]
+    version_id = version_id_of({table: record.sha256 for table, record in records.items()})
     catalog = load_catalog(zones, source, delivery_date)
     if version_id in catalog["versions"] and not force:
         outcome = DeliveryOutcome.from_record(catalog["versions"][version_id])

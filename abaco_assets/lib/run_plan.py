@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
-from abaco_assets.lib.deliveries import Zones, choose_versions, load_catalog
+from abaco_assets.lib.deliveries import Zones, choose_versions, version_id_of
 from abaco_assets.lib.landing import LandingFile
 from abaco_assets.lib.storage import sha256_hex
 
@@ -40,15 +40,7 @@ def contiguous_ranges(source: str, dates: list[dt.date]) -> list[DateRange]:
 def candidate_version_id(files: list[LandingFile]) -> str:
     """The version id process_delivery will give these files (same hash recipe)."""
     newest, _ = choose_versions(files)
-    pairs = sorted((table, sha256_hex(item.read())) for table, item in newest.items())
-    return sha256_hex("\n".join(f"{t}={s}" for t, s in pairs).encode())[:16]
-
-
-def needs_processing(zones: Zones, files: list[LandingFile], force: bool) -> bool:
-    if force:
-        return True
-    catalog = load_catalog(zones, files[0].source, files[0].delivery_date)
-    return candidate_version_id(files) not in catalog["versions"]
+    return version_id_of({table: sha256_hex(item.read()) for table, item in newest.items()})
 
 
 def in_force_fingerprint(zones: Zones) -> str:

@@ -1,0 +1,43 @@
+"""The code location as the Dagster UI sees it: groups, keys, checks, jobs."""
+
+import dagster as dg
+
+from abaco_assets.definitions import defs
+
+RAW_TABLES = [("cascade", t) for t in ("loan_data", "customer_data", "payment_schedule", "historic_real_payment",
+                                       "collateral")] + [("collections", "collections"), ("delinquency", "delinquency")]
+
+
+def test_groups_follow_the_data_flow():
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys() if graph.get(key).is_materializable}
+    assert {"ingest", "staging", "marts"} <= groups
+    for source, table in RAW_TABLES:
+        node = graph.get(dg.AssetKey(["raw", source, table]))
+        assert node.group_name == "ingest" and node.partitions_def is not None
+    for mart in ("kpi_portfolio_monthly", "kpi_portfolio_monthly_by_segment", "kpi_portfolio_monthly_by_product",
+                 "kpi_roll_rates", "kpi_vintage_curves"):
+        node = graph.get(dg.AssetKey(["marts", mart]))
+        assert node.group_name == "marts"
+
+
+def test_every_raw_asset_has_a_blocking_contract_check_and_marts_have_dbt_tests():
+    graph = defs.resolve_asset_graph()
+    check_keys = graph.asset_check_keys
+    for source, table in RAW_TABLES:
+        key = dg.AssetCheckKey(dg.AssetKey(["raw", source, table]), "contract")
+        assert key in check_keys
+        assert graph.get_check_spec(key).blocking
+    checked_marts = {key.asset_key for key in check_keys if key.asset_key.path[0] == "marts"}
+    assert dg.AssetKey(["marts", "kpi_portfolio_monthly"]) in checked_marts
+
+
+def test_staging_reads_the_raw_assets():
+    graph = defs.resolve_asset_graph()
+    parents = graph.get(dg.AssetKey(["staging", "stg_cascade__loan_data"])).parent_keys
+    assert dg.AssetKey(["raw", "cascade", "loan_data"]) in parents
+
+
+def test_jobs_a_user_can_launch():
+    for name in ("ingest_cascade_job", "ingest_collections_job", "ingest_delinquency_job", "transform_job"):
+        assert defs.resolve_job_def(name) is not None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import codecs
+import csv
 import io
 import json
 from collections import Counter
@@ -19,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from contracts.base import FeedTable
 from contracts.derive import ColumnSpec, column_specs, pandera_schema
@@ -26,6 +30,10 @@ from contracts.derive import ColumnSpec, column_specs, pandera_schema
 # Samples kept per rule; the rest is counted.
 MAX_SAMPLES_PER_RULE = 50
 MASK = "***"
+# No field of these feeds is legitimately longer; a longer one is a broken export.
+MAX_FIELD_BYTES = 4096
+# pyarrow parses in blocks; a row must fit in one, so allow generous rows.
+CSV_BLOCK_BYTES = 16 << 20
 
 _HINTS = {
     "file.empty": "The file has zero bytes: re-export it from the source system.",
@@ -144,6 +152,12 @@ def validate_csv(
 
 
 def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
+    """Bytes -> a frame of strings, or violations explaining why the bytes are not a valid CSV.
+
+    pyarrow's reader is strict about the number of fields per row (a
+    truncated last row is an error, not silently padded with nulls) and
+    fast; every column is read as text so that typing is the contract's job.
+    """
     file = result.file
     if not data:
         result.add([Violation(file, "file.empty", "the file is empty (0 bytes)", hint=_HINTS["file.empty"])])
@@ -151,33 +165,53 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        result.add([Violation(file, "file.encoding", f"not UTF-8 at byte {exc.start}", hint=_HINTS["file.encoding"])])
+        line = data[: exc.start].count(b"\n") + 1
+        result.add([Violation(file, "file.encoding", f"not UTF-8 at byte {exc.start}", row=line,
+                              hint=_HINTS["file.encoding"])])
         return None
-    text = text.removeprefix("\ufeff")
-    first_line = text.split("\n", 1)[0]
-    try:
-        frame = pl.read_csv(
-            io.StringIO(text),
-            infer_schema=False,
-            has_header=True,
-            raise_if_empty=True,
-        )
-    except (pl.exceptions.PolarsError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0][:300]
-        result.add([Violation(file, "file.malformed_csv", f"cannot be parsed as CSV: {message}",
-                              hint=_HINTS["file.malformed_csv"])])
-        return None
-    if frame.width == 1 and any(sep in first_line for sep in (";", "\t", "|")):
+    body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    first_line = text.removeprefix("\ufeff").split("\n", 1)[0].rstrip("\r")
+    header = next(csv.reader([first_line]), [])
+    names = [name.strip() for name in header]
+    if len(names) == 1 and any(sep in first_line for sep in (";", "\t", "|")):
         result.add([Violation(file, "file.delimiter", "the header has a single column: wrong field separator",
                               row=1, hint=_HINTS["file.delimiter"])])
         return None
-    names = [name.strip() for name in frame.columns]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         result.add([Violation(file, "header.duplicate_column", "duplicate header", row=1, column=name,
                               hint=_HINTS["header.duplicate_column"]) for name in duplicates])
         return None
-    return frame.rename(dict(zip(frame.columns, names)))
+    positional = [f"c{i}" for i in range(len(names))]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=positional, skip_rows=1, block_size=CSV_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in positional},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        message = str(exc).removeprefix("CSV parse error: ").strip()
+        snippet = message.split(": ", 1)[1] if ": " in message else ""
+        offset = text.find(snippet) if snippet else -1
+        row = text.count("\n", 0, offset) + 1 if offset >= 0 else None
+        result.add([Violation(file, "file.malformed_csv", f"cannot be parsed as CSV: {message[:300]}", row=row,
+                              hint=_HINTS["file.malformed_csv"])])
+        return None
+    frame = pl.from_arrow(table).rename(dict(zip(positional, names)))
+    too_long = frame.select(
+        pl.concat_list([pl.col(n).str.len_bytes().fill_null(0) for n in names]).list.max().alias("longest"),
+    ).with_row_index("row", offset=2).filter(pl.col("longest") > MAX_FIELD_BYTES)
+    if too_long.height:
+        result.add([Violation(file, "file.field_too_long", f"a field of {longest:,} bytes exceeds {MAX_FIELD_BYTES:,}",
+                              row=row, hint="Check the export: no field of these feeds is that long.")
+                    for row, longest in too_long.iter_rows()])
+        return None
+    return frame
 
 
 def _choose_version(

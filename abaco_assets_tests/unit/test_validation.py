@@ -94,3 +94,28 @@ def test_pii_values_are_masked_outside_the_secure_zone():
     assert "0614-999999-101-1" not in str(masked)
     assert any(v["column"] == "Segment" and v["value"] == "Nope" for v in masked["violations"])
     assert "C1" in str(clear)
+
+
+def test_structural_defects_name_the_rule_and_row():
+    good = csv_bytes("collections", "collections", [
+        dict(payment_id="P1", loan_id="L1", received_date="2026-01-31", amount="10.00", channel="cash",
+             is_recovery="false"),
+        dict(payment_id="P2", loan_id="L2", received_date="2026-01-31", amount="12.00", channel="card",
+             is_recovery="false"),
+    ])
+    truncated = good.rsplit(b"\n", 2)[0] + b"\nP2,L2,2026-01-31"
+    result = _validate("collections", "collections", truncated)
+    assert [(v.rule, v.row) for v in result.violations] == [("file.malformed_csv", 3)]
+    extra_field = good.replace(b"card,false", b"card,false,oops")
+    assert _validate("collections", "collections", extra_field).violations[0].rule == "file.malformed_csv"
+    unterminated = good.replace(b"P2,", b'"P2,')
+    assert _validate("collections", "collections", unterminated).violations[0].rule == "file.malformed_csv"
+    huge = good.replace(b"P2,", b"P" + b"9" * 1_000_000 + b",")
+    (violation,) = _validate("collections", "collections", huge).violations
+    assert (violation.rule, violation.row) == ("file.field_too_long", 3)
+
+
+def test_sql_in_a_header_is_just_an_unknown_column():
+    data = csv_bytes("collections", "collections", []).replace(b"channel", b"channel; DROP TABLE marts.x;--")
+    rules = {v.rule for v in _validate("collections", "collections", data).violations}
+    assert rules == {"header.missing_column", "header.unknown_column"}

@@ -24,6 +24,7 @@ from contracts.registry import CONTRACT_VERSIONS, tables_of
 from abaco_assets.lib.landing import LandingFile
 from abaco_assets.lib.masking import hmac_column
 from abaco_assets.lib.storage import LocalZone, sha256_hex
+from abaco_assets.lib.tape_history import ERROR, RuleResult, completeness, history_consistency, opb_roll_forward
 from abaco_assets.lib.validation import TableValidation, Violation, validate_csv
 
 
@@ -78,6 +79,7 @@ class DeliveryOutcome:
     tables: dict[str, TableRecord]
     superseded: list[dict[str, Any]] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)  # masked samples
+    rules: list[dict[str, Any]] = field(default_factory=list)  # tape-to-tape rules (tape_history)
     in_force: str | None = None
     previously_processed: bool = False
     message: str = ""
@@ -205,6 +207,14 @@ def process_delivery(
             outcome.status = "rejected"
             first = next((v.violations[0] for v in validations.values() if v.violations), None) or cross[0]
             outcome.message = f"{source} delivery of {delivery_date} rejected: {first.render()}"
+        elif source == "cascade":
+            rules = _tape_history_rules(zones, delivery_date, validations)
+            outcome.rules = [rule.as_record() for rule in rules]
+            blocking = [rule for rule in rules if rule.severity == ERROR and not rule.passed]
+            if blocking:
+                outcome.status = "rejected"
+                outcome.message = f"{source} delivery of {delivery_date} rejected: rule {blocking[0].name}: " \
+                                  f"{blocking[0].message}"
     for table, validation in validations.items():
         outcome.violations.extend(validation.report(mask_pii=True)["violations"])
     if outcome.status == "rejected":
@@ -224,6 +234,31 @@ def process_delivery(
     catalog["versions"][version_id] = record
     zones.catalog.replace(catalog_key(source, delivery_date), json.dumps(catalog, indent=1, default=str).encode())
     return outcome
+
+
+def previous_accepted_date(zones: Zones, source: str, before: dt.date) -> dt.date | None:
+    """The latest delivery date before ``before`` that has a version in force."""
+    dates = []
+    for path in zones.catalog.path(source).glob("*.json"):
+        day = dt.date.fromisoformat(path.stem)
+        if day < before and json.loads(path.read_text()).get("in_force"):
+            dates.append(day)
+    return max(dates, default=None)
+
+
+def _tape_history_rules(zones: Zones, delivery_date: dt.date,
+                        validations: dict[str, TableValidation]) -> list[RuleResult]:
+    previous_date = previous_accepted_date(zones, "cascade", delivery_date)
+    if previous_date is None:
+        return []
+    previous = pl.read_parquet(zones.typed.path(f"cascade/loan_data/{previous_date.isoformat()}/data.parquet"))
+    current = validations["loan_data"].frame
+    payments = validations["historic_real_payment"].frame
+    return [
+        completeness(previous, current, previous_date),
+        opb_roll_forward(previous, current, payments, previous_date, delivery_date),
+        history_consistency(previous, current),
+    ]
 
 
 def _table_of_file(file: str, records: dict[str, TableRecord]) -> str:

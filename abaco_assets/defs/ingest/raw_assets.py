@@ -31,6 +31,19 @@ class IngestConfig(dg.Config):
     )
 
 
+LOAN_DATA = dg.AssetKey(["raw", "cascade", "loan_data"])
+TAPE_HISTORY_CHECKS = [
+    dg.AssetCheckSpec("completeness", asset=LOAN_DATA, blocking=True,
+                      description="ERROR: every loan of the previous accepted tape is in this one (a tape is the "
+                                  "full book; a truncated tape is not read as payoffs)"),
+    dg.AssetCheckSpec("opb_roll_forward", asset=LOAN_DATA,
+                      description="WARN: OPB(t-1) + disbursed - settled principal - write-offs = OPB(t) within 0.5 %"),
+    dg.AssetCheckSpec("history_consistency", asset=LOAN_DATA,
+                      description="WARN: disbursement fields unchanged, outstanding never increases (non-revolving), "
+                                  "a written-off loan does not come back as Current"),
+]
+
+
 def _column_schema(source: str, table: str) -> dg.TableSchema:
     contract = latest(source, table)
     return dg.TableSchema(
@@ -87,7 +100,7 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
                 ),
             )
             for table in tables
-        ],
+        ] + (TAPE_HISTORY_CHECKS if source == "cascade" else []),
         partitions_def=delivery_date_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         can_subset=False,
@@ -156,8 +169,34 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
                     ),
                 },
             )
+        if source == "cascade":
+            yield from _tape_history_check_results(outcomes)
+
 
     return ingest
+
+
+def _tape_history_check_results(outcomes: list[DeliveryOutcome]):
+    """One result per tape-history check over the run's deliveries (a range run judges them together)."""
+    for spec in TAPE_HISTORY_CHECKS:
+        evaluated = [(o, rule) for o in outcomes for rule in o.rules if rule["name"] == spec.name]
+        failing = [(o, rule) for o, rule in evaluated if not rule["passed"]]
+        yield dg.AssetCheckResult(
+            asset_key=LOAN_DATA,
+            check_name=spec.name,
+            passed=not failing,
+            severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "evaluated_tapes": len(evaluated),
+                "first_tape_without_predecessor": sum(not o.rules for o in outcomes),
+                "failures": dg.MetadataValue.json(
+                    [{"date": o.delivery_date.isoformat(), "message": rule["message"],
+                      "details": rule["details"][:MAX_VIOLATIONS_IN_METADATA]} for o, rule in failing]
+                ),
+                "measures": dg.MetadataValue.json({o.delivery_date.isoformat(): rule["measures"]
+                                                   for o, rule in evaluated if rule["measures"]}),
+            },
+        )
 
 
 ingest_assets = [build_ingest_assets(source) for source in ("cascade", "collections", "delinquency")]

@@ -168,7 +168,7 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     import dagster as dg
 
     from abaco_assets.definitions import INGEST_JOBS, defs
-    from abaco_assets.lib.deliveries import Zones, load_catalog
+    from abaco_assets.lib.deliveries import Zones, load_catalog, needs_processing
     from abaco_assets.lib.landing import scan_landing
     from abaco_assets.lib.run_plan import candidate_version_id, contiguous_ranges, in_force_fingerprint
 
@@ -183,11 +183,12 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     landed_versions: dict[tuple[str, dt.date], str] = {}
     for (source, day), files in deliveries.items():
         landed_versions[(source, day)] = version_id = candidate_version_id(files)
-        if force or version_id not in load_catalog(zones, source, day)["versions"]:
+        if needs_processing(load_catalog(zones, source, day), version_id, force):
             to_process.setdefault(source, []).append(day)
 
     instance = dg.DagsterInstance.get()
     failed_checks: list[str] = []
+    warned_checks: list[str] = []
     failed_runs: list[str] = []
     for source in ("cascade", "collections", "delinquency"):
         for date_range in contiguous_ranges(source, to_process.get(source, [])):
@@ -201,7 +202,8 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
             )
             click.echo(f"  run {result.run_id[:8]} ingest {source} {date_range.start}..{date_range.end} "
                        f"({date_range.days} days): {'ok' if result.success else 'FAILED'}")
-            failed_checks += _failed_error_checks(result)
+            failed_checks += _failed_checks(result, "ERROR")
+            warned_checks += _failed_checks(result, "WARN")
             if not result.success:
                 failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
 
@@ -222,7 +224,8 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
         result = defs.resolve_job_def("transform_job").execute_in_process(
             instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
         click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'}")
-        failed_checks += _failed_error_checks(result)
+        failed_checks += _failed_checks(result, "ERROR")
+        warned_checks += _failed_checks(result, "WARN")
         if not result.success:
             failed_runs.append(f"transform (run {result.run_id})")
         zones.catalog.replace(state_key, json.dumps({"fingerprint": fingerprint, "success": result.success,
@@ -237,26 +240,28 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
         click.echo(f"  REJECTED {record['source']} {record['delivery_date']}: {record['message']}")
         if where:
             click.echo(f"    quarantined: {', '.join(str(zones.quarantine.path(k)) for k in where)}")
-    for check in failed_checks:
-        click.echo(f"  FAILED CHECK {check}")
+    for check in dict.fromkeys(failed_checks):
+        click.echo(f"  FAILED CHECK (ERROR) {check}")
+    for check in dict.fromkeys(warned_checks):
+        click.echo(f"  WARNING CHECK {check} (see the check's metadata in the Dagster UI)")
     for run_name in failed_runs:
         click.echo(f"  FAILED RUN {run_name}")
     _print_kpis(data_dir, None, every_column=False)
     return EXIT_REJECTED if (rejected or failed_checks or failed_runs) else EXIT_OK
 
 
-def _failed_error_checks(result) -> list[str]:
-    import dagster as dg
-
-    failed = []
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            failed.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-    return failed
+def _failed_checks(result, severity: str) -> list[str]:
+    """'asset:check' of every failed check of ``severity`` (ERROR or WARN) in a run."""
+    return [
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.severity.value == severity
+    ]
 
 
 def _print_kpis(data_dir: Path, month: str | None, *, every_column: bool) -> int:
     import duckdb
+    import polars as pl
 
     warehouse = data_dir / "warehouse.duckdb"
     if not warehouse.exists():
@@ -265,10 +270,11 @@ def _print_kpis(data_dir: Path, month: str | None, *, every_column: bool) -> int
     with duckdb.connect(str(warehouse), read_only=True) as con:
         try:
             if month:
-                frame = con.execute("select * from marts.kpi_portfolio_monthly where strftime(month_end, '%Y-%m') = ?",
-                                    [month]).pl()
+                frame = pl.from_arrow(con.execute(
+                    "select * from marts.kpi_portfolio_monthly where strftime(month_end, '%Y-%m') = ?", [month]
+                ).to_arrow_table())
             else:
-                frame = con.execute("select * from marts.kpi_portfolio_monthly order by month_end desc limit 1").pl()
+                frame = con.sql("select * from marts.kpi_portfolio_monthly order by month_end desc limit 1").pl()
         except duckdb.CatalogException:
             click.echo("marts.kpi_portfolio_monthly does not exist yet: run `abaco run` first")
             return EXIT_REJECTED

@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource
 
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
+from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
 from abaco_assets.resources import AbacoSettings
 
@@ -30,13 +31,16 @@ INGEST_JOBS = {
 
 transform_job = dg.define_asset_job(
     name="transform_job",
-    selection=dg.AssetSelection.groups("staging", "marts"),
-    description="Rebuild staging, intermediate models and the KPI marts from the accepted deliveries.",
+    selection=dg.AssetSelection.groups("staging", "marts")
+    | dg.AssetSelection.checks(*reconciliation_checks),
+    description="Reconcile the feeds, then rebuild staging, intermediate models and the KPI marts from the "
+    "accepted deliveries.",
     tags={"domain": "transform"},
 )
 
 defs = dg.Definitions(
     assets=[*ingest_assets, abaco_dbt_models],
+    asset_checks=reconciliation_checks,
     jobs=[*INGEST_JOBS.values(), transform_job],
     resources={
         "settings": AbacoSettings(),

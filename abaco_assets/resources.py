@@ -35,6 +35,7 @@ class AbacoSettings(dg.ConfigurableResource):
     landing_root: str = ""
     data_dir: str = ""
     environment: str = ""
+    reconciliation_severity: str = ""
 
     def landing(self) -> Path:
         return Path(self.landing_root).resolve() if self.landing_root else landing_from_env()
@@ -44,6 +45,13 @@ class AbacoSettings(dg.ConfigurableResource):
 
     def env(self) -> str:
         return self.environment or os.environ.get("ABACO_ENV", "local")
+
+    def reconciliation_check_severity(self) -> dg.AssetCheckSeverity:
+        """WARN by default; ERROR (blocking the marts) when configured or ABACO_RECONCILIATION_SEVERITY=ERROR."""
+        value = (self.reconciliation_severity or os.environ.get("ABACO_RECONCILIATION_SEVERITY") or "WARN").upper()
+        if value not in ("WARN", "ERROR"):
+            raise dg.Failure(f"reconciliation severity must be WARN or ERROR, not {value!r}")
+        return dg.AssetCheckSeverity[value]
 
     def zones(self) -> Zones:
         return Zones(self.data())

@@ -140,6 +140,14 @@ def version_id_of(table_hashes: dict[str, str]) -> str:
     return sha256_hex("\n".join(f"{t}={sha}" for t, sha in sorted(table_hashes.items())).encode())[:16]
 
 
+def needs_processing(catalog: dict[str, Any], version_id: str, force: bool) -> bool:
+    """New bytes, a forced rerun, or an accepted version that is not in force (it was re-sent as the newest)."""
+    known = catalog["versions"].get(version_id)
+    if force or known is None:
+        return True
+    return known["status"] == "accepted" and catalog["in_force"] != version_id
+
+
 def choose_versions(files: list[LandingFile]) -> tuple[dict[str, LandingFile], list[LandingFile]]:
     """Newest file per table by (modification time, key); the rest are superseded."""
     newest: dict[str, LandingFile] = {}
@@ -179,7 +187,7 @@ def process_delivery(
         records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
     version_id = version_id_of({table: record.sha256 for table, record in records.items()})
     catalog = load_catalog(zones, source, delivery_date)
-    if version_id in catalog["versions"] and not force:
+    if not needs_processing(catalog, version_id, force):
         outcome = DeliveryOutcome.from_record(catalog["versions"][version_id])
         outcome.previously_processed = True
         outcome.in_force = catalog["in_force"]
@@ -236,14 +244,16 @@ def process_delivery(
     return outcome
 
 
+def accepted_dates(zones: Zones, source: str) -> list[dt.date]:
+    """Delivery dates of ``source`` that have a version in force (header-only files included)."""
+    dates = [dt.date.fromisoformat(path.stem) for path in zones.catalog.path(source).glob("*.json")
+             if json.loads(path.read_text()).get("in_force")]
+    return sorted(dates)
+
+
 def previous_accepted_date(zones: Zones, source: str, before: dt.date) -> dt.date | None:
     """The latest delivery date before ``before`` that has a version in force."""
-    dates = []
-    for path in zones.catalog.path(source).glob("*.json"):
-        day = dt.date.fromisoformat(path.stem)
-        if day < before and json.loads(path.read_text()).get("in_force"):
-            dates.append(day)
-    return max(dates, default=None)
+    return max((day for day in accepted_dates(zones, source) if day < before), default=None)
 
 
 def _tape_history_rules(zones: Zones, delivery_date: dt.date,

@@ -1,0 +1,84 @@
+"""Cross-feed reconciliation as asset checks on the daily feeds.
+
+They run with the transform (after every feed is ingested, because a
+collections date is reconciled against the tape that covers it, which may
+arrive weeks later).  WARN by default; with severity ERROR they are
+blocking, so a break stops staging and the marts in that run.
+"""
+
+import json
+
+import dagster as dg
+
+from abaco_assets.lib.deliveries import accepted_dates
+from abaco_assets.lib.reconciliation import Reconciliation, collections_vs_cascade, delinquency_vs_cascade
+from abaco_assets.resources import AbacoSettings
+
+MAX_ROWS_IN_METADATA = 20
+CASCADE_DEPS = [dg.AssetKey(["raw", "cascade", "loan_data"]), dg.AssetKey(["raw", "cascade", "historic_real_payment"])]
+
+
+def _artifact(settings: AbacoSettings, run_id: str, recon: Reconciliation) -> str:
+    """Per-loan diffs, one file per run (no PII in them: ids, dates, amounts)."""
+    zone = settings.zones().logs
+    key = f"runs/_reconciliation/{run_id}/{recon.name}.json"
+    rows = recon.breaks.to_dicts()
+    zone.replace(key, json.dumps({"check": recon.name, "passed": recon.passed, "summary": recon.summary(),
+                                  "checked_dates": recon.checked_dates, "pending_dates": recon.pending_dates,
+                                  "breaks": rows}, indent=1, default=str).encode())
+    return zone.locate(key)
+
+
+def _result(context, settings: AbacoSettings, recon: Reconciliation) -> dg.AssetCheckResult:
+    artifact = _artifact(settings, context.run.run_id, recon)
+    (context.log.info if recon.passed else context.log.warning)(f"{recon.summary()} (diff: {artifact})")
+    sample = recon.breaks.head(MAX_ROWS_IN_METADATA)
+    return dg.AssetCheckResult(
+        passed=recon.passed,
+        severity=settings.reconciliation_check_severity(),
+        description=recon.summary(),
+        metadata={
+            "checked_dates": recon.checked_dates,
+            "pending_dates": recon.pending_dates,
+            "breaks": recon.breaks.height,
+            "diff_sample": dg.MetadataValue.md(_markdown(sample)) if sample.height else "none",
+            "diff_artifact": dg.MetadataValue.path(artifact),
+            "remediation": "docs: compare the feed with the tape for the listed loans; re-send the wrong file",
+        },
+    )
+
+
+def _markdown(frame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n| " + " | ".join("---" for _ in frame.columns) + " |\n"
+    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "collections", "collections"]),
+    name="reconciles_with_cascade",
+    blocking=True,
+    additional_deps=CASCADE_DEPS,
+    description="Cash per loan and date equals the Settled payments of that date in the covering Cascade tape "
+                "(within 0.01). WARN by default; ABACO_RECONCILIATION_SEVERITY=ERROR makes it block the marts.",
+)
+def collections_reconcile(context: dg.AssetCheckExecutionContext, settings: AbacoSettings) -> dg.AssetCheckResult:
+    zones = settings.zones()
+    return _result(context, settings,
+                   collections_vs_cascade(zones.typed.path(""), accepted_dates(zones, "collections")))
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "delinquency", "delinquency"]),
+    name="reconciles_with_cascade",
+    blocking=True,
+    additional_deps=CASCADE_DEPS[:1],
+    description="On dates with both a delinquency file and a tape: the same active loans, with equal days past due. "
+                "WARN by default; ABACO_RECONCILIATION_SEVERITY=ERROR makes it block the marts.",
+)
+def delinquency_reconcile(context: dg.AssetCheckExecutionContext, settings: AbacoSettings) -> dg.AssetCheckResult:
+    zones = settings.zones()
+    return _result(context, settings,
+                   delinquency_vs_cascade(zones.typed.path(""), accepted_dates(zones, "delinquency")))
+
+
+reconciliation_checks = [collections_reconcile, delinquency_reconcile]

@@ -7,6 +7,7 @@ failed (WARN alone is 0); 1 a delivery rejected or an ERROR check failed;
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -221,9 +222,14 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     state = json.loads(zones.catalog.read(state_key)) if zones.catalog.exists(state_key) else {}
     marts_exist = (data_dir / "warehouse.duckdb").exists()
     if force or not marts_exist or state.get("fingerprint") != fingerprint or not state.get("success"):
-        result = defs.resolve_job_def("transform_job").execute_in_process(
-            instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
-        click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'}")
+        dbt_log = data_dir / "logs" / "dbt" / f"transform-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
+        dbt_log.parent.mkdir(parents=True, exist_ok=True)
+        # dbt's own console output goes to a file; the run's events are in the Dagster instance.
+        with dbt_log.open("w") as sink, contextlib.redirect_stdout(sink):
+            result = defs.resolve_job_def("transform_job").execute_in_process(
+                instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
+        click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'} "
+                   f"(dbt log: {dbt_log})")
         failed_checks += _failed_checks(result, "ERROR")
         warned_checks += _failed_checks(result, "WARN")
         if not result.success:

@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource
 
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
+from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
 from abaco_assets.resources import AbacoSettings
@@ -21,7 +22,9 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 INGEST_JOBS = {
     source: dg.define_asset_job(
         name=f"ingest_{source}_job",
-        selection=dg.AssetSelection.assets(*asset_def.keys),
+        # the ingest multi-asset and its own checks; cross-feed and freshness checks run elsewhere
+        selection=dg.AssetSelection.assets(*asset_def.keys)
+        - dg.AssetSelection.checks(*reconciliation_checks, *freshness_checks),
         partitions_def=delivery_date_partitions,
         description=f"Ingest the {source} deliveries of a date (or a date range, in one run).",
         tags={"domain": "ingestion"},
@@ -40,8 +43,9 @@ transform_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[*ingest_assets, abaco_dbt_models],
-    asset_checks=reconciliation_checks,
-    jobs=[*INGEST_JOBS.values(), transform_job],
+    asset_checks=[*reconciliation_checks, *freshness_checks],
+    jobs=[*INGEST_JOBS.values(), transform_job, freshness_job],
+    sensors=[freshness_sla_sensor],
     resources={
         "settings": AbacoSettings(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),

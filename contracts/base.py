@@ -92,10 +92,18 @@ class RowRule:
 
 @dataclass(frozen=True)
 class FreshnessSla:
-    """When a source's delivery is due, in Abaco's local time zone."""
+    """When a source's delivery is due, in Abaco's local time zone.
+
+    ``shape`` is ``month_end`` (the tape of each month-end, due on the first
+    business day after it) or ``business_daily`` (each business day's file,
+    due on the next business day).  ``cron`` is set only where a cron can
+    express (part of) the SLA; the business-day calendar covers the rest.
+    """
 
     description: str
-    cron: str  # when the delivery must have arrived (local time)
+    shape: Literal["month_end", "business_daily"]
+    deadline: dt.time
+    cron: str | None = None
     timezone: str = "America/El_Salvador"
 
 

@@ -12,7 +12,8 @@ _TAPE = r"abaco - loan tape_{table}_table(?: \(\d+\))?\.csv"
 
 CASCADE_SLA = FreshnessSla(
     description="A Cascade tape by 09:00 local time on the first business day after each month-end",
-    cron="0 9 1 * *",
+    shape="month_end",
+    deadline=dt.time(9, 0),
 )
 
 

@@ -21,6 +21,7 @@ import polars as pl
 
 from contracts.derive import column_specs, typed_columns, typed_polars_schema
 from contracts.registry import CONTRACT_VERSIONS, tables_of
+from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.landing import LandingFile
 from abaco_assets.lib.masking import hmac_column
 from abaco_assets.lib.storage import LocalZone, sha256_hex
@@ -185,6 +186,7 @@ def process_delivery(
         zones.raw.put_once(raw_key(item, sha), data)
         payloads[table] = data
         records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
+    fault_point("after_raw_copy")
     version_id = version_id_of({table: record.sha256 for table, record in records.items()})
     catalog = load_catalog(zones, source, delivery_date)
     if not needs_processing(catalog, version_id, force):

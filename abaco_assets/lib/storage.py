@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from abaco_assets.lib.faults import fault_point
+
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -66,7 +68,10 @@ class LocalZone:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                half = len(data) // 2
+                handle.write(data[:half])
+                fault_point(f"mid_write:{target.suffix.lstrip('.')}")
+                handle.write(data[half:])
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)

@@ -69,8 +69,19 @@ def _asset_spec(source: str, table: str) -> dg.AssetSpec:
         kinds={"csv", "parquet"},
         owners=[contract.owner],
         tags={"domain": "ingestion", "source": source},
-        metadata={"contract": contract.contract_id(), "dagster/column_schema": _column_schema(source, table)},
+        metadata={"contract": contract.contract_id(), "dagster/column_schema": _column_schema(source, table),
+                  "freshness_sla": contract.freshness.description if contract.freshness else "none"},
+        freshness_policy=_freshness_policy(contract),
     )
+
+
+def _freshness_policy(contract) -> dg.FreshnessPolicy | None:
+    """The part of the contract's SLA a cron can express (the calendar sensor covers the rest)."""
+    sla = contract.freshness
+    if sla is None or sla.cron is None:
+        return None
+    return dg.FreshnessPolicy.cron(deadline_cron=sla.cron, lower_bound_delta=dt.timedelta(hours=24),
+                                   timezone=sla.timezone)
 
 
 def _write_validation_artifact(settings: AbacoSettings, run_id: str, outcome: DeliveryOutcome) -> str:

@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from abaco_assets.lib.deliveries import ensure_schema_files
+from abaco_assets.lib.faults import fault_point
 from abaco_assets.resources import AbacoSettings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
@@ -49,4 +50,7 @@ def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, set
     # dbt reads ABACO_DATA through env_var() in profiles.yml and the sources.
     os.environ["ABACO_DATA"] = str(settings.data())
     ensure_schema_files(settings.zones())
-    yield from dbt.cli(["build"], context=context).stream()
+    invocation = dbt.cli(["build"], context=context)
+    for event in invocation.stream():
+        fault_point("mid_dbt", children=(invocation.process.pid,))
+        yield event

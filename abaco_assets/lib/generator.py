@@ -611,46 +611,399 @@ def _fake_customer_pii(
 
 
 @dataclass
-class _Book:
-    """Static description of every loan, customer, installment and collateral item."""
+class _Customers:
+    """Per-customer attributes, numbered in order of first loan.
 
-    # loans, in disbursement order (loan index = position)
-    disb_day: np.ndarray
-    customer: np.ndarray
+    Numbering by first loan makes the customers of any tape a prefix of the table, which
+    is what lets each tape's Customer Data be the previous one plus appended rows.
+    """
+
+    first_loan: np.ndarray
+    segment: np.ndarray
+    legal_type: np.ndarray
+    ticket_scale: np.ndarray  # multiplier on the product's base ticket
+    risk: np.ndarray  # multiplier on delinquency_rate
+    primary_product: np.ndarray
+    of_loan: np.ndarray  # customer index of every loan
+
+
+@dataclass
+class _LoanTerms:
+    """Contract of every loan (never changes between tapes)."""
+
     product: np.ndarray
     frequency: np.ndarray
     amount_cents: np.ndarray
-    term: np.ndarray
-    apr_bp100: np.ndarray  # APR in units of 0.0001
+    term: np.ndarray  # in days for factoring, months otherwise (the tape's Term Unit)
+    apr_bp: np.ndarray  # APR in basis points: 3650 = 0.3650
     risk: np.ndarray
     inst_count: np.ndarray
-    inst_offset: np.ndarray  # length loans + 1
+
+
+@dataclass
+class _Schedule:
+    """Every installment, ordered by (loan, installment number)."""
+
+    offset: np.ndarray  # first installment of each loan; length loans + 1
+    loan: np.ndarray
+    number: np.ndarray
+    due_day: np.ndarray
+    prev_due_day: np.ndarray  # due day of the previous installment, disbursement for the first
+    principal_cents: np.ndarray
+    interest_cents: np.ndarray
+    fee_cents: np.ndarray
+    other_cents: np.ndarray
+
+
+@dataclass
+class _Book:
+    """Everything about the book that does not depend on repayment behaviour.
+
+    Loans are indexed in disbursement order, so "loans disbursed by day D" is always a
+    prefix; all money is integer cents and all dates are day numbers since 1970-01-01.
+    """
+
+    disb_day: np.ndarray
+    customer: np.ndarray
+    terms: _LoanTerms
     maturity_day: np.ndarray
-    # installments, ordered by (loan, installment number)
-    inst_loan: np.ndarray
-    inst_due: np.ndarray
-    inst_prev_due: np.ndarray
-    inst_principal: np.ndarray
-    inst_interest: np.ndarray
-    inst_fee: np.ndarray
-    inst_other: np.ndarray
-    cum_principal: np.ndarray  # length installments + 1, global running sum
-    cum_interest: np.ndarray
-    due_key: np.ndarray
-    # static output frames
-    loans_static: pl.DataFrame
-    customers_frame: pl.DataFrame
+    schedule: _Schedule
+    # running sums over the whole schedule (length installments + 1), so the principal
+    # or interest of installments [a, b) of any loan is cum[b] - cum[a]
+    cum_principal_cents: np.ndarray
+    cum_interest_cents: np.ndarray
+    due_key: np.ndarray  # _key(loan, due day), sorted
     customer_first_loan: np.ndarray
     customer_segment: np.ndarray
+    loan_ids: pl.Series
+    loans_static: pl.DataFrame
+    customers_frame: pl.DataFrame
     schedule_frame: pl.DataFrame
     collateral_frame: pl.DataFrame
     collateral_loan: np.ndarray
-    loan_ids: pl.Series
+
+    # short aliases used by the simulation's hot loop
+    @property
+    def amount_cents(self) -> np.ndarray:
+        return self.terms.amount_cents
+
+    @property
+    def inst_count(self) -> np.ndarray:
+        return self.terms.inst_count
+
+    @property
+    def inst_offset(self) -> np.ndarray:
+        return self.schedule.offset
+
+    @property
+    def inst_due_day(self) -> np.ndarray:
+        return self.schedule.due_day
 
 
 def _key(loan: np.ndarray, day: np.ndarray | int) -> np.ndarray:
     """Composite sort key (loan, day): lets one searchsorted answer per-loan questions."""
     return (np.asarray(loan, dtype=np.int64) << _DAY_BITS) | np.asarray(day, dtype=np.int64)
+
+
+def _disbursement_days(
+    rng: np.random.Generator, loans: int, sim_starts: np.ndarray, sim_ends: np.ndarray, growth: float
+) -> np.ndarray:
+    """Sorted disbursement day of every loan: a growing monthly flow, on business days.
+
+    A month cut short by end_date only gets its elapsed share of the flow, and the first
+    month always gets a loan so that the first tape is never an (invalid) empty tape.
+    """
+    n_months = sim_starts.size
+    _, full_ends = _month_bounds(np.datetime64(int(sim_starts[0]), "D").astype("datetime64[M]"), n_months)
+    elapsed = (sim_ends - sim_starts + 1) / (full_ends - sim_starts + 1)
+    per_month = _largest_remainder((1.0 + growth) ** np.arange(n_months) * elapsed, loans)
+    if per_month[0] == 0:
+        per_month[int(np.argmax(per_month))] -= 1
+        per_month[0] += 1
+    month = np.repeat(np.arange(n_months), per_month)
+    first, last = sim_starts[month], sim_ends[month]
+    raw = first + np.floor(rng.random(loans) * (last - first + 1)).astype(np.int64)
+    weekday = (raw + 3) % 7  # 0 = Monday
+    business = raw - np.where(weekday == 5, 1, np.where(weekday == 6, 2, 0))
+    business = np.where(business < first, business + 3, business)
+    inside = (business >= first) & (business <= last)
+    return np.sort(np.where(inside, business, raw), kind="stable")
+
+
+def _draw_customers(rng: np.random.Generator, loans: int, rates: GeneratorRates) -> _Customers:
+    """A skewed relationship book: repeat borrowers and a few large obligors.
+
+    Large customers get bigger tickets and more loans, which is what gives top-10
+    concentration, HHI and the single-obligor covenant something to measure.
+    """
+    n = int(min(loans, max(1, round(loans * rates.customers_per_loan))))
+    n_large = int(min(n, max(3, round(n * rates.large_customer_share))))
+    is_large = np.zeros(n, dtype=bool)
+    is_large[rng.choice(n, size=n_large, replace=False)] = True
+    segment = rng.choice(len(SEGMENTS), size=n, p=[0.10, 0.18, 0.14, 0.20, 0.10, 0.04, 0.24])
+    large_segment = rng.choice(np.array([5, 0, 2, 1]), size=n, p=[0.55, 0.25, 0.1, 0.1])  # Top, Gob, CCF, OC
+    segment = np.where(is_large, large_segment, segment)
+    u = rng.random(n)
+    legal = np.where(u < 0.65, _COMPANY, _INDIVIDUAL)
+    legal = np.where(segment == 0, np.where(u < 0.85, _GOVERNMENT, _COMPANY), legal)  # Gob: public bodies
+    legal = np.where(segment == 5, _COMPANY, legal)  # Top: corporates
+    ticket_scale = rng.lognormal(0.0, 0.5, size=n) * np.where(is_large, rng.uniform(3.0, 6.0, n), 1.0)
+    loan_weight = rng.lognormal(0.0, 0.6, size=n) * np.where(is_large, 4.0, 1.0)
+    segment_risk = np.array([0.55, 1.0, 0.85, 1.1, 1.5, 0.5, 1.25])
+    risk = (
+        segment_risk[segment]
+        * np.where(legal == _INDIVIDUAL, 1.2, 1.0)
+        * np.clip(rng.lognormal(0.0, 0.45, size=n), 0.3, 3.0)
+    )
+    primary_product = rng.choice(3, size=n, p=_product_shares(rates))
+
+    # every customer gets one loan; the others go to customers by weight (repeat business)
+    of_loan = np.empty(loans, dtype=np.int64)
+    first_slots = rng.permutation(loans)[:n]
+    of_loan[first_slots] = rng.permutation(n)
+    rest = np.ones(loans, dtype=bool)
+    rest[first_slots] = False
+    of_loan[rest] = rng.choice(n, size=int(rest.sum()), p=loan_weight / loan_weight.sum())
+
+    first_loan = np.full(n, loans, dtype=np.int64)
+    np.minimum.at(first_loan, of_loan, np.arange(loans))
+    order = np.argsort(first_loan, kind="stable")
+    renumber = np.empty(n, dtype=np.int64)
+    renumber[order] = np.arange(n)
+    return _Customers(
+        first_loan=first_loan[order],
+        segment=segment[order],
+        legal_type=legal[order],
+        ticket_scale=ticket_scale[order],
+        risk=risk[order],
+        primary_product=primary_product[order],
+        of_loan=renumber[of_loan],
+    )
+
+
+def _product_shares(rates: GeneratorRates) -> np.ndarray:
+    credit_line = rates.credit_line_share
+    return np.array([rates.factoring_share, 1.0 - rates.factoring_share - credit_line, credit_line])
+
+
+def _draw_loan_terms(rng: np.random.Generator, customers: _Customers, rates: GeneratorRates) -> _LoanTerms:
+    """Product, size, tenor and price of each loan, driven by who the customer is."""
+    loans = customers.of_loan.size
+    cust = customers.of_loan
+    own_product = rng.random(loans) < 0.8
+    any_product = rng.choice(3, size=loans, p=_product_shares(rates))
+    product = np.where(own_product, customers.primary_product[cust], any_product)
+    base_ticket_dollars = np.array([12_000.0, 20_000.0, 30_000.0])[product]
+    amount_dollars = base_ticket_dollars * customers.ticket_scale[cust] * rng.lognormal(0.0, 0.35, size=loans)
+    amount_cents = (np.clip(np.round(amount_dollars / 100.0) * 100.0, 500.0, 5_000_000.0) * 100).astype(np.int64)
+
+    term_months = rng.choice(np.array([3, 6, 9, 12, 18, 24]), size=loans, p=[0.1, 0.2, 0.15, 0.3, 0.15, 0.1])
+    term_frequency = rng.choice(np.array([_MONTHLY, _BIWEEKLY, _WEEKLY]), size=loans, p=[0.6, 0.25, 0.15])
+    line_months = rng.choice(np.array([3, 6, 9, 12]), size=loans)
+    factoring_days = rng.choice(np.array([30, 45, 60, 75, 90, 120]), size=loans, p=[0.25, 0.2, 0.2, 0.1, 0.15, 0.1])
+    is_factoring, is_term = product == _FACTORING, product == _TERM_LOAN
+    frequency = np.where(is_term, term_frequency, np.where(is_factoring, _BULLET, _MONTHLY))
+    term = np.where(is_factoring, factoring_days, np.where(is_term, term_months, line_months))
+    inst_count = np.select(
+        [is_factoring, frequency == _BIWEEKLY, frequency == _WEEKLY],
+        [1, np.rint(term * 26 / 12), np.rint(term * 52 / 12)],
+        default=term,
+    ).astype(np.int64)
+
+    apr_by_product = np.array([0.28, 0.30, 0.30])[product]
+    apr_by_segment = np.array([-0.06, 0.0, -0.02, 0.01, 0.05, -0.07, 0.03])[customers.segment[cust]]
+    apr = np.clip(apr_by_product + apr_by_segment + rng.normal(0.0, 0.04, size=loans), 0.12, 0.60)
+    apr_bp = (np.round(apr / 0.005) * 50).astype(np.int64)  # priced in steps of 0.0050
+    # invoice payers are less predictable than amortising borrowers about the one date that matters
+    risk = customers.risk[cust] * np.where(is_factoring, 1.5, 1.0)
+    return _LoanTerms(product, frequency, amount_cents, term, apr_bp, risk, inst_count)
+
+
+def _amortise(rng: np.random.Generator, terms: _LoanTerms, disb_day: np.ndarray) -> _Schedule:
+    """Contractual schedule in cents, vectorised over all installments of all loans.
+
+    Term loans: level payment on cent-rounded balances (interest on the opening balance,
+    principal = balance drop, so principal sums to the disbursement exactly). Credit-line
+    draws: monthly interest, principal at maturity. Factoring: one bullet of face value
+    with interest on actual/360 days.
+    """
+    loans = disb_day.size
+    offset = np.concatenate(([0], np.cumsum(terms.inst_count))).astype(np.int64)
+    n = int(offset[-1])
+    loan = np.repeat(np.arange(loans, dtype=np.int64), terms.inst_count)
+    number = np.arange(n, dtype=np.int64) - offset[loan] + 1
+    frequency = terms.frequency[loan]
+    disb = disb_day[loan]
+
+    due = np.empty(n, dtype=np.int64)
+    monthly = frequency == _MONTHLY
+    disb_date = disb[monthly].astype("datetime64[D]")
+    disb_month = disb_date.astype("datetime64[M]")
+    day_of_month = (disb_date - disb_month.astype("datetime64[D]")).astype(np.int64)
+    due_month = disb_month + number[monthly]
+    month_start = due_month.astype("datetime64[D]")
+    month_days = ((due_month + 1).astype("datetime64[D]") - month_start).astype(np.int64)
+    due[monthly] = month_start.astype(np.int64) + np.minimum(day_of_month, month_days - 1)  # 31 Jan -> 28 Feb
+    for code, step_days in ((_BIWEEKLY, 14), (_WEEKLY, 7)):
+        sel = frequency == code
+        due[sel] = disb[sel] + step_days * number[sel]
+    bullet = frequency == _BULLET
+    due[bullet] = disb[bullet] + terms.term[loan[bullet]]
+    prev_due = np.where(number == 1, disb, np.concatenate(([0], due[:-1])))
+
+    amount = terms.amount_cents[loan].astype(np.float64)
+    apr = terms.apr_bp[loan] / 10_000.0
+    periods_per_year = np.array([1.0, 12.0, 26.0, 52.0])[frequency]
+    rate = apr / periods_per_year
+    last = number == terms.inst_count[loan]
+    growth_after = (1.0 + rate) ** number
+    growth_before = (1.0 + rate) ** (number - 1)
+    payment = amount * rate / (1.0 - (1.0 + rate) ** (-terms.inst_count[loan]))
+    balance_after = np.where(last, 0.0, np.round(amount * growth_after - payment * (growth_after - 1.0) / rate))
+    balance_before = np.where(
+        number == 1, amount, np.round(amount * growth_before - payment * (growth_before - 1.0) / rate)
+    )
+    principal = (balance_before - balance_after).astype(np.int64)
+    interest = np.round(balance_before * rate).astype(np.int64)
+    product = terms.product[loan]
+    line = product == _CREDIT_LINE
+    principal[line] = np.where(last[line], amount[line], 0).astype(np.int64)
+    interest[line] = np.round(amount[line] * apr[line] / 12.0).astype(np.int64)
+    factoring = product == _FACTORING
+    principal[factoring] = amount[factoring].astype(np.int64)
+    interest[factoring] = np.round(amount[factoring] * apr[factoring] * terms.term[loan[factoring]] / 360.0).astype(
+        np.int64
+    )
+    # an admin fee on half the term loans and credit-life insurance ("other") on some
+    # non-factoring loans, both per period, so that the fee and other columns are used
+    has_fee = (rng.random(loans) < 0.5) & (terms.product == _TERM_LOAN)
+    has_insurance = (rng.random(loans) < 0.3) & (terms.product != _FACTORING)
+    fee = np.where(has_fee[loan], np.round(0.012 * amount / periods_per_year), 0).astype(np.int64)
+    other = np.where(has_insurance[loan], np.round(0.004 * amount / periods_per_year), 0).astype(np.int64)
+    return _Schedule(offset, loan, number, due, prev_due, principal, interest, fee, other)
+
+
+def _loan_static_frame(
+    rng: np.random.Generator,
+    terms: _LoanTerms,
+    disb_day: np.ndarray,
+    maturity_day: np.ndarray,
+    loan_ids: pl.Series,
+    customer_ids: pl.Series,
+    of_loan: np.ndarray,
+) -> pl.DataFrame:
+    """The Loan Data columns fixed at disbursement (the tape adds the state columns)."""
+    loans = disb_day.size
+    is_factoring, is_term = terms.product == _FACTORING, terms.product == _TERM_LOAN
+    # factoring: face value of the invoices over the advance rate; term loans: sometimes
+    # the borrower's payment volume, so the optional column is both filled and empty
+    advance_rate = rng.uniform(0.80, 0.95, size=loans)
+    tpv_present = is_factoring | (is_term & (rng.random(loans) < 0.3))
+    tpv = np.where(is_factoring, terms.amount_cents / advance_rate, terms.amount_cents * rng.uniform(1.5, 4.0, loans))
+    fee_rate = np.array([0.015, 0.02, 0.01])[terms.product] * rng.uniform(0.7, 1.4, size=loans)
+    fee_cents = np.where(rng.random(loans) < 0.1, 0, np.round(terms.amount_cents * fee_rate)).astype(np.int64)
+    fee_tax_cents = _round_half_up(fee_cents * 13, 100)  # 13 % IVA
+    # APR as text with four decimals (0.3650), independent of the two-decimal money format
+    apr_text = (
+        pl.DataFrame({"units": terms.apr_bp // 10_000, "frac": terms.apr_bp % 10_000})
+        .select(pl.format("{}.{}", pl.col("units"), pl.col("frac").cast(pl.String).str.zfill(4)))
+        .to_series()
+    )
+    return pl.DataFrame(
+        [
+            loan_ids.alias("Loan ID"),
+            customer_ids.gather(of_loan).alias("Customer ID"),
+            _labels("Product Type", PRODUCTS, terms.product),
+            _dates("Disbursement Date", disb_day),
+            _money("Disbursement Amount", terms.amount_cents),
+            _money("TPV", np.ceil(tpv), tpv_present),
+            _labels("Loan Currency", ("USD",), np.zeros(loans, dtype=np.int64)),
+            apr_text.alias("Interest Rate APR"),
+            _money("Origination Fee", fee_cents),
+            _money("Origination Fee Taxes", fee_tax_cents),
+            pl.Series("Term", terms.term.astype(np.int64)),
+            _labels("Term Unit", ("days", "months"), (~is_factoring).astype(np.int64)),
+            _labels("Payment Frequency", FREQUENCIES, terms.frequency),
+            _dates("Maturity Date", maturity_day),
+        ]
+    )
+
+
+def _customer_frame(rng: np.random.Generator, customers: _Customers, customer_ids: pl.Series) -> pl.DataFrame:
+    """Customer Data with fake PII; optional columns are sometimes empty, as in Cascade."""
+    n = customers.segment.size
+    pii = _fake_customer_pii(rng, customers.legal_type, customers.segment)
+    missing = rng.random((5, n))
+    public = len(_INDUSTRIES) - 1
+    industry = np.where(customers.legal_type == _GOVERNMENT, public, rng.integers(0, public, size=n))
+    region = rng.choice(len(_REGIONS), size=n, p=_REGION_WEIGHTS / _REGION_WEIGHTS.sum())
+    agent = rng.integers(0, len(_SALES_AGENTS), size=n)
+
+    def optional(series: pl.Series, is_missing: np.ndarray) -> pl.Series:
+        return series.scatter(np.flatnonzero(is_missing), None)
+
+    return pl.DataFrame(
+        [
+            customer_ids.alias("Customer ID"),
+            pii["Cliente"],
+            pii["Tax ID"],
+            optional(pii["Email"], missing[0] < 0.10),
+            optional(pii["Phone"], missing[1] < 0.08),
+            _labels("Segment", SEGMENTS, customers.segment),
+            optional(_labels("Industry", _INDUSTRIES, industry), missing[2] < 0.05),
+            optional(_labels("Region", _REGIONS, region), missing[3] < 0.05),
+            optional(_labels("Sales Agent", _SALES_AGENTS, agent), missing[4] < 0.15),
+            _labels("Legal Type", LEGAL_TYPES, customers.legal_type),
+        ]
+    )
+
+
+def _schedule_frame(schedule: _Schedule, loan_ids: pl.Series) -> pl.DataFrame:
+    parts = (schedule.principal_cents, schedule.interest_cents, schedule.fee_cents, schedule.other_cents)
+    return pl.DataFrame(
+        [
+            loan_ids.gather(schedule.loan).alias("Loan ID"),
+            pl.Series("Installment Number", schedule.number),
+            _dates("Due Date", schedule.due_day),
+            _money("Principal Payment", schedule.principal_cents),
+            _money("Interest Payment", schedule.interest_cents),
+            _money("Fee Payment", schedule.fee_cents),
+            _money("Other Payment", schedule.other_cents),
+            _money("Total Payment", sum(parts)),
+        ]
+    )
+
+
+_SECURED_COLLATERAL = ("Real Estate", "Vehicle", "Machinery", "Cash Deposit", "Personal Guarantee")
+_FACTORING_COLLATERAL = ("Promissory Note", "Invoice Assignment", "Personal Guarantee")
+
+
+def _collateral(
+    rng: np.random.Generator, terms: _LoanTerms, loan_ids: pl.Series
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Collateral for some loans (mostly secured term loans and lines); rows sorted by loan."""
+    loans = terms.product.size
+    is_factoring = terms.product == _FACTORING
+    secured_share = np.where(is_factoring, 0.10, np.where(terms.product == _CREDIT_LINE, 0.5, 0.35))
+    items = np.where(rng.random(loans) < secured_share, np.where(rng.random(loans) < 0.12, 2, 1), 0)
+    item_loan = np.repeat(np.arange(loans, dtype=np.int64), items)
+    k = item_loan.size
+    secured_type = rng.choice(len(_SECURED_COLLATERAL), size=k, p=[0.3, 0.25, 0.2, 0.1, 0.15])
+    factoring_type = rng.integers(0, len(_FACTORING_COLLATERAL), size=k) + len(_SECURED_COLLATERAL)
+    type_code = np.where(is_factoring[item_loan], factoring_type, secured_type)
+    names = _SECURED_COLLATERAL + _FACTORING_COLLATERAL
+    value_cents = np.round(terms.amount_cents[item_loan] * rng.uniform(0.3, 2.0, size=k)).astype(np.int64)
+    # half the personal guarantees carry no appraised value
+    guarantee = np.isin(type_code, [i for i, name in enumerate(names) if name == "Personal Guarantee"])
+    value_cents = np.where(guarantee & (rng.random(k) < 0.5), 0, value_cents)
+    frame = pl.DataFrame(
+        [
+            loan_ids.gather(item_loan).alias("Loan ID"),
+            _labels("Collateral Type", names, type_code),
+            _money("Collateral Current", value_cents),
+        ]
+    )
+    return frame, item_loan
 
 
 def _build_book(
@@ -661,288 +1014,48 @@ def _build_book(
     rates: GeneratorRates,
 ) -> _Book:
     rng = rngs["book"]
-    n_months = sim_starts.size
-
-    # ---- disbursement calendar: a growing origination flow; a month cut short by
-    # end_date only gets its elapsed share
-    _, full_ends = _month_bounds(np.datetime64(int(sim_starts[0]), "D").astype("datetime64[M]"), n_months)
-    elapsed = (sim_ends - sim_starts + 1) / (full_ends - sim_starts + 1)
-    weights = (1.0 + rates.origination_growth_monthly) ** np.arange(n_months) * elapsed
-    per_month = _largest_remainder(weights, loans)
-    loan_month = np.repeat(np.arange(n_months), per_month)
-    span = sim_ends[loan_month] - sim_starts[loan_month] + 1
-    raw_day = sim_starts[loan_month] + np.floor(rng.random(loans) * span).astype(np.int64)
-    weekday = (raw_day + 3) % 7  # 0 = Monday; lenders disburse on business days
-    shifted = raw_day - np.where(weekday == 5, 1, np.where(weekday == 6, 2, 0))
-    shifted = np.where(shifted < sim_starts[loan_month], shifted + 3, shifted)
-    inside = (shifted >= sim_starts[loan_month]) & (shifted <= sim_ends[loan_month])
-    disb_day = np.where(inside, shifted, raw_day)
-    disb_day = np.sort(disb_day, kind="stable")
-
-    # ---- customers: a skewed relationship book with a few large obligors
-    n_customers = int(min(loans, max(1, round(loans * rates.customers_per_loan))))
-    n_large = int(min(n_customers, max(3, round(n_customers * rates.large_customer_share))))
-    is_large = np.zeros(n_customers, dtype=bool)
-    is_large[rng.choice(n_customers, size=n_large, replace=False)] = True
-    segment_p = np.array([0.10, 0.18, 0.14, 0.20, 0.10, 0.04, 0.24])
-    segment = rng.choice(len(SEGMENTS), size=n_customers, p=segment_p)
-    large_segment = rng.choice(np.array([5, 0, 2, 1]), size=n_customers, p=[0.55, 0.25, 0.1, 0.1])
-    segment = np.where(is_large, large_segment, segment)
-    u = rng.random(n_customers)
-    legal = np.where(u < 0.65, _COMPANY, _INDIVIDUAL)
-    legal = np.where(segment == 0, np.where(u < 0.85, _GOVERNMENT, _COMPANY), legal)
-    legal = np.where(segment == 5, _COMPANY, legal)
-    scale = rng.lognormal(0.0, 0.6, size=n_customers) * np.where(is_large, rng.uniform(8, 16, n_customers), 1.0)
-    frequency_weight = rng.lognormal(0.0, 0.8, size=n_customers) * np.where(is_large, 12.0, 1.0)
-    segment_risk = np.array([0.55, 1.0, 0.85, 1.1, 1.5, 0.5, 1.25])
-    cust_risk = (
-        segment_risk[segment]
-        * np.where(legal == _INDIVIDUAL, 1.2, 1.0)
-        * np.clip(rng.lognormal(0.0, 0.45, size=n_customers), 0.3, 3.0)
-    )
-    product_p = np.array(
-        [rates.factoring_share, 1.0 - rates.factoring_share - rates.credit_line_share, rates.credit_line_share]
-    )
-    primary_product = rng.choice(3, size=n_customers, p=product_p)
-
-    # every customer gets one loan, the rest go to customers by weight (repeat business)
-    loan_customer = np.empty(loans, dtype=np.int64)
-    first_slots = rng.permutation(loans)[:n_customers]
-    loan_customer[first_slots] = rng.permutation(n_customers)
-    rest = np.ones(loans, dtype=bool)
-    rest[first_slots] = False
-    loan_customer[rest] = rng.choice(n_customers, size=int(rest.sum()), p=frequency_weight / frequency_weight.sum())
-    # renumber customers by first loan, so a tape's customers are a prefix of the table
-    first_loan = np.full(n_customers, loans, dtype=np.int64)
-    np.minimum.at(first_loan, loan_customer, np.arange(loans))
-    order = np.argsort(first_loan, kind="stable")
-    new_number = np.empty(n_customers, dtype=np.int64)
-    new_number[order] = np.arange(n_customers)
-    loan_customer = new_number[loan_customer]
-    first_loan = first_loan[order]
-    is_large, segment, legal, scale = is_large[order], segment[order], legal[order], scale[order]
-    cust_risk, primary_product = cust_risk[order], primary_product[order]
-
-    # ---- loans
-    own_product = rng.random(loans) < 0.8
-    product = np.where(own_product, primary_product[loan_customer], rng.choice(3, size=loans, p=product_p))
-    base_ticket = np.array([12_000.0, 20_000.0, 30_000.0])[product]
-    amount_dollars = base_ticket * scale[loan_customer] * rng.lognormal(0.0, 0.35, size=loans)
-    amount_cents = (np.clip(np.round(amount_dollars / 100.0) * 100.0, 500.0, 5_000_000.0) * 100).astype(np.int64)
-
-    frequency = np.full(loans, _BULLET, dtype=np.int64)
-    term_months = rng.choice(np.array([3, 6, 9, 12, 18, 24]), size=loans, p=[0.1, 0.2, 0.15, 0.3, 0.15, 0.1])
-    term_freq = rng.choice(np.array([_MONTHLY, _BIWEEKLY, _WEEKLY]), size=loans, p=[0.6, 0.25, 0.15])
-    line_months = rng.choice(np.array([3, 6, 9, 12]), size=loans)
-    factoring_days = rng.choice(np.array([30, 45, 60, 75, 90, 120]), size=loans, p=[0.25, 0.2, 0.2, 0.1, 0.15, 0.1])
-    is_fact, is_term, is_line = product == _FACTORING, product == _TERM_LOAN, product == _CREDIT_LINE
-    frequency = np.where(is_term, term_freq, np.where(is_line, _MONTHLY, _BULLET))
-    term = np.where(is_fact, factoring_days, np.where(is_term, term_months, line_months))
-    inst_count = np.where(
-        is_fact,
-        1,
-        np.where(
-            frequency == _BIWEEKLY,
-            np.rint(term * 26 / 12),
-            np.where(frequency == _WEEKLY, np.rint(term * 52 / 12), term),
-        ),
-    ).astype(np.int64)
-
-    apr_base = np.array([0.28, 0.30, 0.30])[product]
-    apr_segment = np.array([-0.06, 0.0, -0.02, 0.01, 0.05, -0.07, 0.03])[segment[loan_customer]]
-    apr = np.clip(apr_base + apr_segment + rng.normal(0.0, 0.04, size=loans), 0.12, 0.60)
-    apr_bp100 = (np.round(apr / 0.005) * 50).astype(np.int64)  # multiples of 0.0050
-    risk = cust_risk[loan_customer] * np.where(is_fact, 1.5, 1.0)
-
-    # ---- installments
-    inst_offset = np.concatenate(([0], np.cumsum(inst_count))).astype(np.int64)
-    n_inst = int(inst_offset[-1])
-    inst_loan = np.repeat(np.arange(loans, dtype=np.int64), inst_count)
-    inst_no = np.arange(n_inst, dtype=np.int64) - inst_offset[inst_loan] + 1
-    freq_i = frequency[inst_loan]
-    disb_i = disb_day[inst_loan]
-    due = np.empty(n_inst, dtype=np.int64)
-    m = freq_i == _MONTHLY
-    disb_dt = disb_i[m].astype("datetime64[D]")
-    disb_month = disb_dt.astype("datetime64[M]")
-    day_of_month = (disb_dt - disb_month.astype("datetime64[D]")).astype(np.int64)
-    due_month = disb_month + inst_no[m]
-    month_start = due_month.astype("datetime64[D]")
-    month_len = ((due_month + 1).astype("datetime64[D]") - month_start).astype(np.int64)
-    due[m] = month_start.astype(np.int64) + np.minimum(day_of_month, month_len - 1)
-    for code, step in ((_BIWEEKLY, 14), (_WEEKLY, 7)):
-        sel = freq_i == code
-        due[sel] = disb_i[sel] + step * inst_no[sel]
-    sel = freq_i == _BULLET
-    due[sel] = disb_i[sel] + term[inst_loan[sel]]
-    prev_due = np.where(inst_no == 1, disb_i, np.concatenate(([0], due[:-1])))
-    maturity_day = due[inst_offset[1:] - 1]
-
-    amount_i = amount_cents[inst_loan].astype(np.float64)
-    apr_i = apr_bp100[inst_loan] / 10_000.0
-    n_i = inst_count[inst_loan]
-    periods_per_year = np.array([1.0, 12.0, 26.0, 52.0])[freq_i]
-    rate = apr_i / periods_per_year
-    product_i = product[inst_loan]
-    last = inst_no == n_i
-    # level-payment amortisation on cent-rounded balances (interest on the opening balance)
-    growth_k = (1.0 + rate) ** inst_no
-    growth_prev = (1.0 + rate) ** (inst_no - 1)
-    payment = amount_i * rate / (1.0 - (1.0 + rate) ** (-n_i))
-    bal_after = np.where(last, 0.0, np.round(amount_i * growth_k - payment * (growth_k - 1.0) / rate))
-    bal_before = np.where(inst_no == 1, amount_i, np.round(amount_i * growth_prev - payment * (growth_prev - 1.0) / rate))
-    principal = (bal_before - bal_after).astype(np.int64)
-    interest = np.round(bal_before * rate).astype(np.int64)
-    # credit line draw: interest-only, principal at maturity
-    cl = product_i == _CREDIT_LINE
-    principal[cl] = np.where(last[cl], amount_i[cl], 0).astype(np.int64)
-    interest[cl] = np.round(amount_i[cl] * apr_i[cl] / 12.0).astype(np.int64)
-    # factoring: one bullet of face value, interest on actual/360 days
-    fc = product_i == _FACTORING
-    principal[fc] = amount_i[fc].astype(np.int64)
-    interest[fc] = np.round(amount_i[fc] * apr_i[fc] * term[inst_loan[fc]] / 360.0).astype(np.int64)
-    # term-loan admin fee and credit-life insurance ("other") on some loans
-    has_fee = (rng.random(loans) < 0.5) & is_term
-    has_insurance = (rng.random(loans) < 0.3) & ~is_fact
-    fee_per_year = 0.012 * amount_i
-    fee = np.where(has_fee[inst_loan], np.round(fee_per_year / periods_per_year), 0).astype(np.int64)
-    other = np.where(has_insurance[inst_loan], np.round(0.004 * amount_i / periods_per_year), 0).astype(np.int64)
-
-    cum_principal = np.concatenate(([0], np.cumsum(principal))).astype(np.int64)
-    cum_interest = np.concatenate(([0], np.cumsum(interest))).astype(np.int64)
-
-    # ---- static columns of Loan Data
+    disb_day = _disbursement_days(rng, loans, sim_starts, sim_ends, rates.origination_growth_monthly)
+    customers = _draw_customers(rng, loans, rates)
+    terms = _draw_loan_terms(rng, customers, rates)
+    schedule = _amortise(rng, terms, disb_day)
+    maturity_day = schedule.due_day[schedule.offset[1:] - 1]
     loan_ids = _ids("L", loans, 7)
-    customer_ids = _ids("C", n_customers, 7)
-    advance_rate = rng.uniform(0.80, 0.95, size=loans)
-    tpv_present = is_fact | (is_term & (rng.random(loans) < 0.3))
-    tpv = np.where(is_fact, amount_cents / advance_rate, amount_cents * rng.uniform(1.5, 4.0, size=loans))
-    tpv_cents = np.ceil(tpv).astype(np.int64)
-    fee_rate = np.array([0.015, 0.02, 0.01])[product] * rng.uniform(0.7, 1.4, size=loans)
-    orig_fee = np.where(rng.random(loans) < 0.1, 0, np.round(amount_cents * fee_rate)).astype(np.int64)
-    orig_fee_tax = _round_half_up(orig_fee * 13, 100)
-    # APR as text with four decimals (0.3650), independent of the two-decimal money format
-    apr_text = (
-        pl.DataFrame({"units": apr_bp100 // 10_000, "frac": apr_bp100 % 10_000})
-        .select(pl.format("{}.{}", pl.col("units"), pl.col("frac").cast(pl.String).str.zfill(4)))
-        .to_series()
-    )
-    loans_static = pl.DataFrame(
-        [
-            loan_ids.alias("Loan ID"),
-            customer_ids.gather(loan_customer).alias("Customer ID"),
-            _labels("Product Type", PRODUCTS, product),
-            _dates("Disbursement Date", disb_day),
-            _money("Disbursement Amount", amount_cents),
-            _money("TPV", tpv_cents, tpv_present),
-            pl.Series("Loan Currency", ["USD"], dtype=pl.String).gather(np.zeros(loans, dtype=np.int64)),
-            apr_text.alias("Interest Rate APR"),
-            _money("Origination Fee", orig_fee),
-            _money("Origination Fee Taxes", orig_fee_tax),
-            pl.Series("Term", term.astype(np.int64)),
-            _labels("Term Unit", ("days", "months"), (~is_fact).astype(np.int64)),
-            _labels("Payment Frequency", FREQUENCIES, frequency),
-            _dates("Maturity Date", maturity_day),
-        ]
-    )
-
-    # ---- Customer Data
-    pii = _fake_customer_pii(rngs["pii"], legal, segment)
-    cu = rngs["pii"].random((5, n_customers))
-    industry = rngs["pii"].integers(0, len(_INDUSTRIES) - 1, size=n_customers)
-    industry = np.where(legal == _GOVERNMENT, len(_INDUSTRIES) - 1, industry)
-    region = rngs["pii"].choice(len(_REGIONS), size=n_customers, p=_REGION_WEIGHTS / _REGION_WEIGHTS.sum())
-    agent = rngs["pii"].integers(0, len(_SALES_AGENTS), size=n_customers)
-
-    def optional(series: pl.Series, missing: np.ndarray) -> pl.Series:
-        return series.scatter(np.flatnonzero(missing), None)
-
-    customers_frame = pl.DataFrame(
-        [
-            customer_ids.alias("Customer ID"),
-            pii["Cliente"],
-            pii["Tax ID"],
-            optional(pii["Email"], cu[0] < 0.10),
-            optional(pii["Phone"], cu[1] < 0.08),
-            _labels("Segment", SEGMENTS, segment),
-            optional(_labels("Industry", _INDUSTRIES, industry), cu[2] < 0.05),
-            optional(_labels("Region", _REGIONS, region), cu[3] < 0.05),
-            optional(_labels("Sales Agent", _SALES_AGENTS, agent), cu[4] < 0.15),
-            _labels("Legal Type", LEGAL_TYPES, legal),
-        ]
-    )
-
-    # ---- Payment Schedule
-    schedule_frame = pl.DataFrame(
-        [
-            loan_ids.gather(inst_loan).alias("Loan ID"),
-            pl.Series("Installment Number", inst_no),
-            _dates("Due Date", due),
-            _money("Principal Payment", principal),
-            _money("Interest Payment", interest),
-            _money("Fee Payment", fee),
-            _money("Other Payment", other),
-            _money("Total Payment", principal + interest + fee + other),
-        ]
-    )
-
-    # ---- Collateral: secured term loans and lines, a few factoring notes
-    crng = rngs["collateral"]
-    secured_p = np.where(is_fact, 0.10, np.where(is_line, 0.5, 0.35))
-    n_items = np.where(crng.random(loans) < secured_p, np.where(crng.random(loans) < 0.12, 2, 1), 0)
-    collateral_loan = np.repeat(np.arange(loans, dtype=np.int64), n_items)
-    types_secured = ("Real Estate", "Vehicle", "Machinery", "Cash Deposit", "Personal Guarantee")
-    types_factoring = ("Promissory Note", "Invoice Assignment", "Personal Guarantee")
-    k = collateral_loan.size
-    secured_type = crng.choice(len(types_secured), size=k, p=[0.3, 0.25, 0.2, 0.1, 0.15])
-    factoring_type = crng.integers(0, len(types_factoring), size=k)
-    type_names = np.array(types_secured + types_factoring, dtype=object)
-    type_code = np.where(is_fact[collateral_loan], factoring_type + len(types_secured), secured_type)
-    value = np.round(amount_cents[collateral_loan] * crng.uniform(0.3, 2.0, size=k)).astype(np.int64)
-    unvalued = type_names[type_code] == "Personal Guarantee"
-    value = np.where(unvalued & (crng.random(k) < 0.5), 0, value)
-    collateral_frame = pl.DataFrame(
-        [
-            loan_ids.gather(collateral_loan).alias("Loan ID"),
-            _labels("Collateral Type", tuple(type_names.tolist()), type_code),
-            _money("Collateral Current", value),
-        ]
-    )
-
+    customer_ids = _ids("C", customers.segment.size, 7)
+    collateral_frame, collateral_loan = _collateral(rngs["collateral"], terms, loan_ids)
     return _Book(
         disb_day=disb_day,
-        customer=loan_customer,
-        product=product,
-        frequency=frequency,
-        amount_cents=amount_cents,
-        term=term,
-        apr_bp100=apr_bp100,
-        risk=risk,
-        inst_count=inst_count,
-        inst_offset=inst_offset,
+        customer=customers.of_loan,
+        terms=terms,
         maturity_day=maturity_day,
-        inst_loan=inst_loan,
-        inst_due=due,
-        inst_prev_due=prev_due,
-        inst_principal=principal,
-        inst_interest=interest,
-        inst_fee=fee,
-        inst_other=other,
-        cum_principal=cum_principal,
-        cum_interest=cum_interest,
-        due_key=_key(inst_loan, due),
-        loans_static=loans_static,
-        customers_frame=customers_frame,
-        customer_first_loan=first_loan,
-        customer_segment=segment,
-        schedule_frame=schedule_frame,
+        schedule=schedule,
+        cum_principal_cents=np.concatenate(([0], np.cumsum(schedule.principal_cents))).astype(np.int64),
+        cum_interest_cents=np.concatenate(([0], np.cumsum(schedule.interest_cents))).astype(np.int64),
+        due_key=_key(schedule.loan, schedule.due_day),
+        customer_first_loan=customers.first_loan,
+        customer_segment=customers.segment,
+        loan_ids=loan_ids,
+        loans_static=_loan_static_frame(
+            rng, terms, disb_day, maturity_day, loan_ids, customer_ids, customers.of_loan
+        ),
+        customers_frame=_customer_frame(rngs["pii"], customers, customer_ids),
+        schedule_frame=_schedule_frame(schedule, loan_ids),
         collateral_frame=collateral_frame,
         collateral_loan=collateral_loan,
-        loan_ids=loan_ids,
     )
 
 
 # --------------------------------------------------------------------------- behaviour
+
+
+def _avoid_sunday(day: np.ndarray, floor: np.ndarray | int) -> np.ndarray:
+    """Move Sunday cash to Saturday where that stays inside the allowed window.
+
+    Banks and cashiers do not post on Sundays, so most Sunday collections files are
+    header-only, as in production. The shift is monotone, so installments stay paid in
+    order, and it never crosses the month start, the disbursement or a write-off.
+    """
+    sunday = (day + 3) % 7 == 6
+    return np.where(sunday & (day - 1 >= floor), day - 1, day)
 
 
 @dataclass
@@ -951,7 +1064,7 @@ class _Outcome:
     inst_prepaid: np.ndarray  # paid as part of an early payoff
     paid_key: np.ndarray
     wo_day: np.ndarray
-    wo_amount: np.ndarray
+    wo_amount_cents: np.ndarray
     recovery_loan: np.ndarray
     recovery_day: np.ndarray
     recovery_cents: np.ndarray
@@ -963,103 +1076,110 @@ def _simulate(
     """Decide, month by month for all live loans at once, which installments get paid when.
 
     A loan with nothing overdue either pays each installment of the month a few days
-    after its due date (never past month-end, so month-end DPD reflects behaviour, not
-    lag) or misses them all. A loan with overdue installments cures (pays everything due
+    after its due date (never past month-paid_after, so month-paid_after DPD reflects behaviour, not
+    lag_days) or misses them all. A loan with overdue installments cures (pays everything due
     on one day), pays its oldest installment only, or pays nothing. Write-off happens
     the day the oldest unpaid installment reaches ``writeoff_dpd`` days overdue, so any
     payment drawn for that month is placed before it.
     """
     n_loans = book.disb_day.size
-    n_inst = book.inst_due.size
-    lag = rng.integers(0, rates.max_payment_lag_days + 1, size=n_inst)
-    # on-time payers mostly pay on the day; skew the lag towards 0
-    lag = np.where(rng.random(n_inst) < 0.55, 0, lag)
+    n_inst = book.inst_due_day.size
+    lag_days = rng.integers(0, rates.max_payment_lag_days + 1, size=n_inst)
+    # on-time payers mostly pay on the day; skew the lag_days towards 0
+    lag_days = np.where(rng.random(n_inst) < 0.55, 0, lag_days)
     paid_day = np.full(n_inst, _NEVER, dtype=np.int64)
     prepaid = np.zeros(n_inst, dtype=bool)
     paid_count = np.zeros(n_loans, dtype=np.int64)
     wo_day = np.full(n_loans, _NEVER, dtype=np.int64)
-    wo_amount = np.zeros(n_loans, dtype=np.int64)
-    recovered = np.zeros(n_loans, dtype=np.int64)
+    wo_amount_cents = np.zeros(n_loans, dtype=np.int64)
+    recovered_cents = np.zeros(n_loans, dtype=np.int64)
     rec_loans: list[np.ndarray] = []
     rec_days: list[np.ndarray] = []
     rec_cents: list[np.ndarray] = []
-    can_prepay = book.product != _FACTORING
-    wo_dpd = rates.writeoff_dpd
+    can_prepay = book.terms.product != _FACTORING
+    writeoff_dpd = rates.writeoff_dpd
 
-    for ms, me in zip(sim_starts.tolist(), sim_ends.tolist()):
-        live = np.flatnonzero((book.disb_day <= me) & (paid_count < book.inst_count) & (wo_day == _NEVER))
+    for month_first, month_last in zip(sim_starts.tolist(), sim_ends.tolist()):
+        live = np.flatnonzero((book.disb_day <= month_last) & (paid_count < book.inst_count) & (wo_day == _NEVER))
         if live.size:
-            off = book.inst_offset[live]
-            k = paid_count[live]
-            fud = book.inst_due[off + k]
-            due_by_me = np.searchsorted(book.due_key, _key(live, me), side="right") - off
+            first_inst = book.inst_offset[live]
+            paid_before = paid_count[live]
+            first_unpaid_due = book.inst_due_day[first_inst + paid_before]
+            due_by_month_last = np.searchsorted(book.due_key, _key(live, month_last), side="right") - first_inst
             n = live.size
             u_behaviour, u_prepay, u_day = rng.random(n), rng.random(n), rng.random(n)
-            delinquent = fud < ms
-            in_default = delinquent & (ms - fud >= 90)
+            delinquent = first_unpaid_due < month_first
+            in_default = delinquent & (month_first - first_unpaid_due >= 90)
             factor = np.where(in_default, rates.default_cure_multiplier, 1.0)
-            wo_old = fud + wo_dpd
-            can_pay_late = delinquent & (wo_old > ms)
+            writeoff_day_if_unpaid = first_unpaid_due + writeoff_dpd
+            can_pay_late = delinquent & (writeoff_day_if_unpaid > month_first)
             cure = can_pay_late & (u_behaviour < rates.cure_rate * factor)
             partial = (
                 can_pay_late
                 & ~cure
                 & (u_behaviour < (rates.cure_rate + rates.partial_payment_rate) * factor)
             )
-            miss = ~delinquent & (u_behaviour < np.minimum(1.0, rates.delinquency_rate * book.risk[live]))
+            miss = ~delinquent & (u_behaviour < np.minimum(1.0, rates.delinquency_rate * book.terms.risk[live]))
             on_time = ~delinquent & ~miss
             disb = book.disb_day[live]
-            prepay = on_time & can_prepay[live] & (u_prepay < rates.prepayment_rate) & (disb < me)
+            prepay = on_time & can_prepay[live] & (u_prepay < rates.prepayment_rate) & (disb < month_last)
 
             # day of a late (cure / partial) payment: before the write-off day
-            late_hi = np.minimum(me, wo_old - 1)
-            late_day = ms + np.floor(u_day * np.maximum(late_hi - ms + 1, 1)).astype(np.int64)
-            prepay_lo = np.maximum(ms, disb + 1)
-            prepay_day = prepay_lo + np.floor(u_day * np.maximum(me - prepay_lo + 1, 1)).astype(np.int64)
+            late_day_max = np.minimum(month_last, writeoff_day_if_unpaid - 1)
+            late_span = np.maximum(late_day_max - month_first + 1, 1)
+            late_day = month_first + np.floor(u_day * late_span).astype(np.int64)
+            prepay_day_min = np.maximum(month_first, disb + 1)
+            prepay_span = np.maximum(month_last - prepay_day_min + 1, 1)
+            prepay_day = prepay_day_min + np.floor(u_day * prepay_span).astype(np.int64)
 
-            end = k.copy()
-            end = np.where(on_time | cure, np.maximum(due_by_me, k), end)
-            end = np.where(partial, k + 1, end)
-            end = np.where(prepay, book.inst_count[live], end)
-            lo = np.where(cure | partial, late_day, ms)
-            hi = np.where(partial, late_day, np.where(prepay, prepay_day, me))
+            paid_after = np.where(on_time | cure, np.maximum(due_by_month_last, paid_before), paid_before)
+            paid_after = np.where(partial, paid_before + 1, paid_after)
+            paid_after = np.where(prepay, book.inst_count[live], paid_after)
+            lo = np.where(cure | partial, late_day, month_first)
+            hi = np.where(partial, late_day, np.where(prepay, prepay_day, month_last))
 
-            count = end - k
+            count = paid_after - paid_before
             total = int(count.sum())
             if total:
                 owner = np.repeat(np.arange(n), count)
                 within = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-                idx = off[owner] + k[owner] + within
-                day = np.clip(book.inst_due[idx] + lag[idx], lo[owner], hi[owner])
+                idx = first_inst[owner] + paid_before[owner] + within
+                day = np.clip(book.inst_due_day[idx] + lag_days[idx], lo[owner], hi[owner])
+                day = _avoid_sunday(day, np.maximum(month_first, disb[owner] + 1))
                 paid_day[idx] = day
                 prepaid[idx] = prepay[owner]
-            paid_count[live] = end
+            paid_count[live] = paid_after
 
             # write-off: the oldest unpaid installment reached writeoff_dpd this month
-            still = end < book.inst_count[live]
-            fud_new = book.inst_due[off + np.minimum(end, book.inst_count[live] - 1)]
-            goes = still & (fud_new + wo_dpd <= me)
-            wo_loans = live[goes]
-            wo_day[wo_loans] = fud_new[goes] + wo_dpd
-            paid_principal = book.cum_principal[off[goes] + end[goes]] - book.cum_principal[off[goes]]
-            wo_amount[wo_loans] = book.amount_cents[wo_loans] - paid_principal
+            still = paid_after < book.inst_count[live]
+            last_inst = first_inst + book.inst_count[live] - 1
+            first_unpaid_due_after = book.inst_due_day[np.minimum(first_inst + paid_after, last_inst)]
+            now = still & (first_unpaid_due_after + writeoff_dpd <= month_last)
+            wo_loans = live[now]
+            wo_day[wo_loans] = first_unpaid_due_after[now] + writeoff_dpd
+            cum = book.cum_principal_cents
+            repaid_cents = cum[first_inst[now] + paid_after[now]] - cum[first_inst[now]]
+            wo_amount_cents[wo_loans] = book.amount_cents[wo_loans] - repaid_cents
 
         # recoveries: money from the collection agency / guarantors after write-off
-        gone = np.flatnonzero((wo_day < me) & (recovered < wo_amount))
-        if gone.size:
-            hit = rng.random(gone.size) < rates.recovery_rate
-            share = rng.uniform(0.05, 0.35, size=gone.size)
-            u_rec = rng.random(gone.size)
-            gone = gone[hit]
-            if gone.size:
-                first = np.maximum(ms, wo_day[gone] + 1)
-                day = first + np.floor(u_rec[hit] * (me - first + 1)).astype(np.int64)
-                amount = np.maximum(np.round(wo_amount[gone] * share[hit]).astype(np.int64), 100)
-                amount = np.minimum(amount, wo_amount[gone] - recovered[gone])
-                recovered[gone] += amount
-                rec_loans.append(gone)
+        written_off = np.flatnonzero((wo_day < month_last) & (recovered_cents < wo_amount_cents))
+        if written_off.size:
+            hit = rng.random(written_off.size) < rates.recovery_rate
+            share = rng.uniform(0.05, 0.35, size=written_off.size)
+            u_rec = rng.random(written_off.size)
+            written_off = written_off[hit]
+            if written_off.size:
+                first = np.maximum(month_first, wo_day[written_off] + 1)
+                day = first + np.floor(u_rec[hit] * (month_last - first + 1)).astype(np.int64)
+                day = _avoid_sunday(day, first)
+                recovery_cents_now = np.minimum(
+                    np.maximum(np.round(wo_amount_cents[written_off] * share[hit]).astype(np.int64), 100),
+                    wo_amount_cents[written_off] - recovered_cents[written_off],
+                )
+                recovered_cents[written_off] += recovery_cents_now
+                rec_loans.append(written_off)
                 rec_days.append(day)
-                rec_cents.append(amount)
+                rec_cents.append(recovery_cents_now)
 
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
@@ -1067,9 +1187,9 @@ def _simulate(
     return _Outcome(
         inst_paid_day=paid_day,
         inst_prepaid=prepaid,
-        paid_key=_key(book.inst_loan, paid_day),
+        paid_key=_key(book.schedule.loan, paid_day),
         wo_day=wo_day,
-        wo_amount=wo_amount,
+        wo_amount_cents=wo_amount_cents,
         recovery_loan=cat(rec_loans),
         recovery_day=cat(rec_days),
         recovery_cents=cat(rec_cents),
@@ -1079,6 +1199,16 @@ def _simulate(
 # --------------------------------------------------------------------------- payments
 
 _KIND_REGULAR, _KIND_PREPAY, _KIND_RECOVERY = 0, 1, 2
+# payment components in cents, keyed by their Historic Real Payment header
+_PAYMENT_PARTS = (
+    "True Principal Payment",
+    "True Interest Payment",
+    "True Fee Payment",
+    "True Other Payment",
+    "True Tax Payment",
+    "True Fee Tax Payment",
+    "True Rabates",
+)
 
 
 @dataclass
@@ -1086,148 +1216,122 @@ class _Payments:
     """Every payment row (Settled and Reversed), sorted by (date, loan, attempt)."""
 
     day: np.ndarray
-    loan: np.ndarray
     settled: np.ndarray
-    kind: np.ndarray
-    principal: np.ndarray
-    total: np.ndarray
-    fee: np.ndarray
-    tax: np.ndarray
-    rebate: np.ndarray
+    kind: np.ndarray  # _KIND_REGULAR / _KIND_PREPAY / _KIND_RECOVERY
     frame: pl.DataFrame  # Historic Real Payment rows
     collections: pl.DataFrame  # Settled rows only, same order
     collections_day: np.ndarray
 
 
-def _build_payments(book: _Book, outcome: _Outcome, rates: GeneratorRates, rng: np.random.Generator) -> _Payments:
-    """Group paid installments into payment rows and price them.
+def _price_installment_payments(book: _Book, outcome: _Outcome) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Group paid installments into payments and price them, in cents.
 
     Installments paid the same day by the same loan form one payment. An early payoff
     charges the running period's interest and rebates the unearned days (the
-    ``True Rabates`` column); a payment more than five days late carries a late fee
-    (Other) with 13 % IVA (Tax); scheduled fees carry 13 % IVA (Fee Tax).
+    ``True Rabates`` column) and charges nothing for later periods; a payment more than
+    five days late carries a late fee (Other) with 13 % IVA (Tax); scheduled fees carry
+    13 % IVA (Fee Tax).
     """
     paid = np.flatnonzero(outcome.inst_paid_day != _NEVER)
-    loan = book.inst_loan[paid]
+    loan = book.schedule.loan[paid]
     day = outcome.inst_paid_day[paid]
-    due = book.inst_due[paid]
-    starts_mask = np.ones(paid.size, dtype=bool)
-    if paid.size > 1:
-        starts_mask[1:] = (loan[1:] != loan[:-1]) | (day[1:] != day[:-1])
-    starts = np.flatnonzero(starts_mask)
+    due = book.inst_due_day[paid]
+    starts_payment = np.ones(paid.size, dtype=bool)
+    starts_payment[1:] = (loan[1:] != loan[:-1]) | (day[1:] != day[:-1])
+    starts = np.flatnonzero(starts_payment)
 
-    future = due > day  # only an early payoff pays installments before they fall due
-    prev_future = np.zeros(paid.size, dtype=bool)
-    if paid.size > 1:
-        prev_future[1:] = future[:-1]
-    prev_future &= ~starts_mask
-    running_period = future & ~prev_future
+    # installments of an early payoff that were not yet due (a Saturday payment of a
+    # Sunday installment is an ordinary payment, not a payoff)
+    future = (due > day) & outcome.inst_prepaid[paid]
+    after_future = np.zeros(paid.size, dtype=bool)
+    after_future[1:] = future[:-1]
+    running_period = future & ~(after_future & ~starts_payment)
     charged = ~future | running_period
-    interest_i = np.where(charged, book.inst_interest[paid], 0)
-    fee_i = np.where(charged, book.inst_fee[paid], 0)
-    other_i = np.where(charged, book.inst_other[paid], 0)
-    period = np.maximum(due - book.inst_prev_due[paid], 1)
-    rebate_i = np.where(running_period, book.inst_interest[paid] * (due - day) // period, 0)
+    interest = book.schedule.interest_cents[paid]
+    period_days = np.maximum(due - book.schedule.prev_due_day[paid], 1)
 
     def per_payment(values: np.ndarray) -> np.ndarray:
         return np.add.reduceat(values, starts) if starts.size else np.zeros(0, dtype=np.int64)
 
-    g_loan, g_day = loan[starts], day[starts]
-    g_principal = per_payment(book.inst_principal[paid])
-    g_interest = per_payment(interest_i)
-    g_fee = per_payment(fee_i)
-    g_other = per_payment(other_i)
-    g_rebate = per_payment(rebate_i)
-    g_prepay = per_payment(future.astype(np.int64)) > 0
-    days_late = g_day - due[starts]
-    late_fee = np.where(days_late > 5, 500 + (g_principal + g_interest) // 200, 0)
-    g_other = g_other + late_fee
-    g_tax = _round_half_up(late_fee * 13, 100)
-    g_fee_tax = _round_half_up(g_fee * 13, 100)
-    g_kind = np.where(g_prepay, _KIND_PREPAY, _KIND_REGULAR)
+    principal = per_payment(book.schedule.principal_cents[paid])
+    interest_charged = per_payment(np.where(charged, interest, 0))
+    fee = per_payment(np.where(charged, book.schedule.fee_cents[paid], 0))
+    late_fee = np.where(day[starts] - due[starts] > 5, 500 + (principal + interest_charged) // 200, 0)
+    parts = {
+        "True Principal Payment": principal,
+        "True Interest Payment": interest_charged,
+        "True Fee Payment": fee,
+        "True Other Payment": per_payment(np.where(charged, book.schedule.other_cents[paid], 0)) + late_fee,
+        "True Tax Payment": _round_half_up(late_fee * 13, 100),
+        "True Fee Tax Payment": _round_half_up(fee * 13, 100),
+        "True Rabates": per_payment(np.where(running_period, interest * (due - day) // period_days, 0)),
+    }
+    kind = np.where(per_payment(future.astype(np.int64)) > 0, _KIND_PREPAY, _KIND_REGULAR)
+    return loan[starts], day[starts], kind, parts
 
-    # recoveries: principal only, booked against the written-off balance
-    r = outcome.recovery_loan.size
-    zeros_r = np.zeros(r, dtype=np.int64)
-    s_loan = np.concatenate((g_loan, outcome.recovery_loan))
-    s_day = np.concatenate((g_day, outcome.recovery_day))
-    s_principal = np.concatenate((g_principal, outcome.recovery_cents))
-    s_interest = np.concatenate((g_interest, zeros_r))
-    s_fee = np.concatenate((g_fee, zeros_r))
-    s_other = np.concatenate((g_other, zeros_r))
-    s_tax = np.concatenate((g_tax, zeros_r))
-    s_fee_tax = np.concatenate((g_fee_tax, zeros_r))
-    s_rebate = np.concatenate((g_rebate, zeros_r))
-    s_kind = np.concatenate((g_kind, np.full(r, _KIND_RECOVERY)))
 
-    # bounced attempts: the same amounts tried up to three days earlier
-    u_rev = rng.random(s_loan.size)
-    back = rng.integers(0, 4, size=s_loan.size)
-    bounced = np.flatnonzero((u_rev < rates.reversal_rate) & (s_kind != _KIND_RECOVERY))
-    rev_day = np.maximum(s_day[bounced] - back[bounced], book.disb_day[s_loan[bounced]] + 1)
+def _build_payments(book: _Book, outcome: _Outcome, rates: GeneratorRates, rng: np.random.Generator) -> _Payments:
+    """All Historic Real Payment rows plus the collections view of the Settled ones.
 
-    def both(values: np.ndarray, reversed_values: np.ndarray | None = None) -> np.ndarray:
-        return np.concatenate((values, values[bounced] if reversed_values is None else reversed_values))
+    Recoveries are principal-only cash against the written-off balance. A bounced attempt
+    (Reversed) repeats a settled payment's amounts up to three days earlier; it has no
+    balance effect and no collections row. Payment ids follow (date, loan, attempt), so
+    they are stable across tapes and a tape's history is a prefix of the full table.
+    """
+    loan, day, kind, parts = _price_installment_payments(book, outcome)
+    recoveries = outcome.recovery_loan.size
+    loan = np.concatenate((loan, outcome.recovery_loan))
+    day = np.concatenate((day, outcome.recovery_day))
+    kind = np.concatenate((kind, np.full(recoveries, _KIND_RECOVERY)))
+    for name in _PAYMENT_PARTS:
+        extra = outcome.recovery_cents if name == "True Principal Payment" else np.zeros(recoveries, dtype=np.int64)
+        parts[name] = np.concatenate((parts[name], extra))
 
-    p_loan, p_day = both(s_loan), both(s_day, rev_day)
-    p_settled = np.concatenate((np.ones(s_loan.size, dtype=bool), np.zeros(bounced.size, dtype=bool)))
-    p_principal, p_interest, p_fee = both(s_principal), both(s_interest), both(s_fee)
-    p_other, p_tax, p_fee_tax, p_rebate = both(s_other), both(s_tax), both(s_fee_tax), both(s_rebate)
-    p_kind = both(s_kind)
-    p_total = p_principal + p_interest + p_fee + p_other + p_tax + p_fee_tax - p_rebate
+    attempt_bounced = rng.random(loan.size) < rates.reversal_rate
+    days_earlier = rng.integers(0, 4, size=loan.size)
+    bounced = np.flatnonzero(attempt_bounced & (kind != _KIND_RECOVERY))
+    bounce_day = np.maximum(day[bounced] - days_earlier[bounced], book.disb_day[loan[bounced]] + 1)
+    settled = np.concatenate((np.ones(loan.size, dtype=bool), np.zeros(bounced.size, dtype=bool)))
+    loan = np.concatenate((loan, loan[bounced]))
+    day = np.concatenate((day, bounce_day))
+    kind = np.concatenate((kind, kind[bounced]))
+    parts = {name: np.concatenate((cents, cents[bounced])) for name, cents in parts.items()}
 
-    order = np.lexsort((p_settled, p_loan, p_day))  # a bounced attempt sorts before its retry
-    p_loan, p_day, p_settled, p_kind = p_loan[order], p_day[order], p_settled[order], p_kind[order]
-    p_principal, p_interest, p_fee, p_other = p_principal[order], p_interest[order], p_fee[order], p_other[order]
-    p_tax, p_fee_tax, p_rebate, p_total = p_tax[order], p_fee_tax[order], p_rebate[order], p_total[order]
+    order = np.lexsort((settled, loan, day))  # a bounced attempt sorts before its retry
+    loan, day, kind, settled = loan[order], day[order], kind[order], settled[order]
+    parts = {name: cents[order] for name, cents in parts.items()}
+    total = sum(parts[name] for name in _PAYMENT_PARTS[:-1]) - parts["True Rabates"]
 
-    payment_ids = _ids("P", p_loan.size, 9)
-    loan_ids = book.loan_ids.gather(p_loan)
+    payment_ids = _ids("P", loan.size, 9)
+    loan_ids = book.loan_ids.gather(loan)
     frame = pl.DataFrame(
         [
             payment_ids.alias("Payment ID"),
             loan_ids.alias("Loan ID"),
-            _dates("True Payment Date", p_day),
-            _money("True Principal Payment", p_principal),
-            _money("True Interest Payment", p_interest),
-            _money("True Fee Payment", p_fee),
-            _money("True Other Payment", p_other),
-            _money("True Tax Payment", p_tax),
-            _money("True Fee Tax Payment", p_fee_tax),
-            _money("True Rabates", p_rebate),
-            _money("True Total Payment", p_total),
-            _labels("True Payment Status", ("Reversed", "Settled"), p_settled.astype(np.int64)),
+            _dates("True Payment Date", day),
+            *[_money(name, parts[name]) for name in _PAYMENT_PARTS],
+            _money("True Total Payment", total),
+            _labels("True Payment Status", ("Reversed", "Settled"), settled.astype(np.int64)),
         ]
     )
 
-    settled_rows = np.flatnonzero(p_settled)
-    is_recovery = p_kind[settled_rows] == _KIND_RECOVERY
-    channel = rng.choice(len(CHANNELS), size=settled_rows.size, p=[0.45, 0.15, 0.1, 0.25, 0.05])
-    channel = np.where(is_recovery, np.where(rng.random(settled_rows.size) < 0.6, 4, 0), channel)
+    rows = np.flatnonzero(settled)
+    is_recovery = kind[rows] == _KIND_RECOVERY
+    channel = rng.choice(len(CHANNELS), size=rows.size, p=[0.45, 0.15, 0.1, 0.25, 0.05])
+    recovery_channel = np.where(rng.random(rows.size) < 0.6, CHANNELS.index("agency"), 0)
+    channel = np.where(is_recovery, recovery_channel, channel)
     collections = pl.DataFrame(
         [
-            payment_ids.gather(settled_rows).alias("payment_id"),
-            loan_ids.gather(settled_rows).alias("loan_id"),
-            _dates("received_date", p_day[settled_rows]),
-            _money("amount", p_total[settled_rows]),
+            payment_ids.gather(rows).alias("payment_id"),
+            loan_ids.gather(rows).alias("loan_id"),
+            _dates("received_date", day[rows]),
+            _money("amount", total[rows]),
             _labels("channel", CHANNELS, channel),
             pl.Series("is_recovery", is_recovery),
         ]
     )
-    return _Payments(
-        day=p_day,
-        loan=p_loan,
-        settled=p_settled,
-        kind=p_kind,
-        principal=p_principal,
-        total=p_total,
-        fee=p_fee,
-        tax=p_tax,
-        rebate=p_rebate,
-        frame=frame,
-        collections=collections,
-        collections_day=p_day[settled_rows],
-    )
+    return _Payments(day=day, settled=settled, kind=kind, frame=frame, collections=collections,
+                     collections_day=day[rows])
 
 
 # --------------------------------------------------------------------------- state on a day
@@ -1235,10 +1339,12 @@ def _build_payments(book: _Book, outcome: _Outcome, rates: GeneratorRates, rng: 
 
 @dataclass
 class _State:
+    """Per-loan state at the end of one day, for the loans disbursed by then."""
+
     loans: int  # loans disbursed on or before the day (a prefix of the book)
-    paid_count: np.ndarray
-    due_before: np.ndarray
-    outstanding: np.ndarray
+    paid_count: np.ndarray  # installments paid by the end of the day
+    due_before: np.ndarray  # installments due before the day (overdue if unpaid)
+    outstanding_cents: np.ndarray
     dpd: np.ndarray
     status: np.ndarray  # index into LOAN_STATUSES
     active: np.ndarray
@@ -1248,22 +1354,22 @@ class _State:
 def _state_on(book: _Book, outcome: _Outcome, day: int, writeoff_dpd: int) -> _State:
     """Book as of end of ``day``: the single source of both the tape and the daily feeds."""
     n = int(np.searchsorted(book.disb_day, day, side="right"))
-    idx = np.arange(n, dtype=np.int64)
-    off = book.inst_offset[:n]
+    loan = np.arange(n, dtype=np.int64)
+    first_inst = book.inst_offset[:n]
     count = book.inst_count[:n]
-    paid_count = np.searchsorted(outcome.paid_key, _key(idx, day), side="right") - off
-    due_before = np.searchsorted(book.due_key, _key(idx, day - 1), side="right") - off
+    paid_count = np.searchsorted(outcome.paid_key, _key(loan, day), side="right") - first_inst
+    due_before = np.searchsorted(book.due_key, _key(loan, day - 1), side="right") - first_inst
     written_off = outcome.wo_day[:n] <= day
     complete = paid_count >= count
     active = ~written_off & ~complete
-    fud = book.inst_due[off + np.minimum(paid_count, count - 1)]
-    dpd = np.where(active, np.maximum(0, day - fud), 0)
+    first_unpaid_due = book.inst_due_day[first_inst + np.minimum(paid_count, count - 1)]
+    dpd = np.where(active, np.maximum(0, day - first_unpaid_due), 0)
     dpd = np.where(written_off, writeoff_dpd, dpd)
-    repaid = book.cum_principal[off + paid_count] - book.cum_principal[off]
-    outstanding = np.where(active, book.amount_cents[:n] - repaid, 0)
+    repaid_cents = book.cum_principal_cents[first_inst + paid_count] - book.cum_principal_cents[first_inst]
+    outstanding_cents = np.where(active, book.amount_cents[:n] - repaid_cents, 0)
     status = np.where(dpd == 0, 0, np.where(dpd < 90, 1, 2))
     status = np.where(complete, 3, np.where(written_off, 4, status))
-    return _State(n, paid_count, due_before, outstanding, dpd, status, active, written_off)
+    return _State(n, paid_count, due_before, outstanding_cents, dpd, status, active, written_off)
 
 
 # --------------------------------------------------------------------------- writing
@@ -1317,23 +1423,24 @@ def _loan_data(book: _Book, outcome: _Outcome, state: _State) -> pl.DataFrame:
     n = state.loans
     wo = state.written_off
     return book.loans_static.slice(0, n).with_columns(
-        _money("Outstanding Loan Value", state.outstanding),
+        _money("Outstanding Loan Value", state.outstanding_cents),
         pl.Series("Days in Default", state.dpd.astype(np.int64)),
         _labels("Loan Status", LOAN_STATUSES, state.status),
         _dates("Write Off Date", np.where(wo, outcome.wo_day[:n], 0), wo),
-        _money("Write Off Amount", outcome.wo_amount[:n], wo),
+        _money("Write Off Amount", outcome.wo_amount_cents[:n], wo),
     )
 
 
 def _delinquency_frame(book: _Book, outcome: _Outcome, state: _State, day: int, seed: int) -> pl.DataFrame:
     """Servicing view of the active loans; derived from the same state as the tape."""
     loans = np.flatnonzero(state.active)
-    off = book.inst_offset[loans]
+    first_inst = book.inst_offset[loans]
     paid_count = state.paid_count[loans]
     due_before = np.maximum(state.due_before[loans], paid_count)
     dpd = state.dpd[loans]
-    overdue_principal = book.cum_principal[off + due_before] - book.cum_principal[off + paid_count]
-    overdue_interest = book.cum_interest[off + due_before] - book.cum_interest[off + paid_count]
+    overdue_from, overdue_to = first_inst + paid_count, first_inst + due_before
+    overdue_principal = book.cum_principal_cents[overdue_to] - book.cum_principal_cents[overdue_from]
+    overdue_interest = book.cum_interest_cents[overdue_to] - book.cum_interest_cents[overdue_from]
     late = dpd > 0
     first_unpaid = day - dpd
     stage = np.searchsorted(np.array([1, 30, 90]), dpd, side="right")  # none/early/late/legal
@@ -1341,7 +1448,7 @@ def _delinquency_frame(book: _Book, outcome: _Outcome, state: _State, day: int, 
     agency = (dpd >= 60) & (_hash3(seed, loans, 0xA6E) % np.uint64(4) == 0)
     stage = np.where(agency, 4, stage)
     # promises to pay: kept ones point at the real next payment, broken ones roll every 15 days
-    next_paid = outcome.inst_paid_day[off + np.minimum(paid_count, book.inst_count[loans] - 1)]
+    next_paid = outcome.inst_paid_day[first_inst + np.minimum(paid_count, book.inst_count[loans] - 1)]
     episode = _hash3(seed, loans, first_unpaid) % np.uint64(100)
     kept = late & (next_paid > day) & (next_paid <= day + 14) & (episode < 60)
     broken = late & ~kept & (episode >= 60) & (episode < 75)
@@ -1416,7 +1523,7 @@ def generate_landing(
     }
     say(f"building book: {loans} loans, {months} tape months + {rates.history_months} months of history")
     book = _build_book(rngs, loans, sim_starts, sim_ends, rates)
-    say(f"simulating {sim_count} months of repayment behaviour over {book.inst_due.size} installments")
+    say(f"simulating {sim_count} months of repayment behaviour over {book.inst_due_day.size} installments")
     outcome = _simulate(book, rates, rngs["behaviour"], sim_starts, sim_ends)
     payments = _build_payments(book, outcome, rates, rngs["payments"])
     say(f"{payments.day.size} payment rows ({int((~payments.settled).sum())} reversed)")
@@ -1501,17 +1608,17 @@ def generate_landing(
         delinquency_files=delinquency_files,
         loans=loans,
         customers=int(book.customer_first_loan.size),
-        installments=int(book.inst_due.size),
+        installments=int(book.inst_due_day.size),
         settled_payments=int(payments.settled.sum()),
         reversals=int((~payments.settled).sum()),
         prepayments=int((payments.settled & (payments.kind == _KIND_PREPAY)).sum()),
         write_offs=int(written_off.sum()),
         recoveries=int((payments.kind == _KIND_RECOVERY).sum()),
         completed_loans=int((last_state.status == 3).sum()),
-        loans_by_product={name: int((book.product == code).sum()) for code, name in enumerate(PRODUCTS)},
+        loans_by_product={name: int((book.terms.product == code).sum()) for code, name in enumerate(PRODUCTS)},
         loans_by_segment={name: int((loan_segment == code).sum()) for code, name in enumerate(SEGMENTS)},
         dpd_buckets_last_tape=_buckets(last_state),
-        opb_last_tape=float(last_state.outstanding[last_state.active].sum()) / 100.0,
+        opb_last_tape=float(last_state.outstanding_cents[last_state.active].sum()) / 100.0,
     )
     say(f"done: {summary.files_written} files, {summary.bytes_written / 1e6:.1f} MB")
     return summary

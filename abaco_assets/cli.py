@@ -203,9 +203,10 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
             )
             click.echo(f"  run {result.run_id[:8]} ingest {source} {date_range.start}..{date_range.end} "
                        f"({date_range.days} days): {'ok' if result.success else 'FAILED'}")
-            failed_checks += _failed_checks(result, "ERROR")
+            run_errors = _failed_checks(result, "ERROR")
+            failed_checks += run_errors
             warned_checks += _failed_checks(result, "WARN")
-            if not result.success:
+            if not result.success and not run_errors:  # a failed blocking check explains itself
                 failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
 
     accepted, rejected = [], []
@@ -230,9 +231,10 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
                 instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
         click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'} "
                    f"(dbt log: {dbt_log})")
-        failed_checks += _failed_checks(result, "ERROR")
+        run_errors = _failed_checks(result, "ERROR")
+        failed_checks += run_errors
         warned_checks += _failed_checks(result, "WARN")
-        if not result.success:
+        if not result.success and not run_errors:
             failed_runs.append(f"transform (run {result.run_id})")
         zones.catalog.replace(state_key, json.dumps({"fingerprint": fingerprint, "success": result.success,
                                                      "run_id": result.run_id}).encode())
@@ -244,6 +246,9 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     for record in rejected:
         where = [t["quarantine_key"] for t in record["tables"].values() if t.get("quarantine_key")]
         click.echo(f"  REJECTED {record['source']} {record['delivery_date']}: {record['message']}")
+        counts = {rule: n for t in record["tables"].values() for rule, n in t.get("violation_counts", {}).items()}
+        if counts:
+            click.echo("    violations by rule: " + ", ".join(f"{rule}={n}" for rule, n in sorted(counts.items())))
         if where:
             click.echo(f"    quarantined: {', '.join(str(zones.quarantine.path(k)) for k in where)}")
     for check in dict.fromkeys(failed_checks):

@@ -67,8 +67,22 @@ def main() -> None:
     """
 
 
+def _rate_options(function):
+    """One CLI option per generator rate, named after the GeneratorRates field."""
+    from dataclasses import fields
+
+    from abaco_assets.lib.generator import GeneratorRates
+
+    for rate in reversed(fields(GeneratorRates)):
+        kind = int if rate.type in ("int", int) else float
+        function = click.option(f"--{rate.name.replace('_', '-')}", rate.name, type=kind, default=None,
+                                help=f"Generator rate (default {rate.default}).")(function)
+    return function
+
+
 @main.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Landing folder to write.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Landing folder to write (must be empty or absent).")
 @click.option("--loans", default=2000, show_default=True, type=click.IntRange(1), help="Loans over the horizon.")
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 120), help="Month-end tapes.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same bytes).")
@@ -76,24 +90,38 @@ def main() -> None:
 @click.option("--delinquency-cadence", type=click.Choice(["daily", "month-end"]), default="daily", show_default=True,
               help="Write delinquency files every day or only on tape dates.")
 @click.option("--zip-tapes", is_flag=True, help="Deliver each Cascade tape as one .zip.")
+@_rate_options
 def generate(out: Path, loans: int, months: int, seed: int, end_date: str, delinquency_cadence: str,
-             zip_tapes: bool) -> None:
-    """Write a realistic landing tree exactly as feeds.md describes.
+             zip_tapes: bool, **rates) -> None:
+    """Write a realistic landing tree exactly as the feed spec describes (deterministic per seed).
 
     \b
-    Example:
+    Examples:
       abaco generate --out /tmp/landing --loans 15000 --months 24 --seed 1
+      abaco generate --out /tmp/risky --loans 2000 --months 12 --seed 1 --delinquency-rate 0.1
     """
-    from abaco_assets.lib.generator import generate_landing
+    from dataclasses import replace
+
+    from abaco_assets.lib.generator import GeneratorRates, generate_landing
 
     try:
         end = dt.date.fromisoformat(end_date)
     except ValueError:
         raise UserError(f"--end-date {end_date!r} is not a YYYY-MM-DD date")
-    summary = generate_landing(out, loans=loans, months=months, seed=seed, end_date=end,
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty: generate into a new folder (stale files would mix with the new tree)")
+    try:
+        chosen = replace(GeneratorRates(), **{name: value for name, value in rates.items() if value is not None})
+    except ValueError as exc:
+        raise UserError(str(exc))
+    summary = generate_landing(out, loans=loans, months=months, seed=seed, end_date=end, rates=chosen,
                                delinquency_cadence=delinquency_cadence, zip_tapes=zip_tapes,
                                progress=lambda message: click.echo(f"  {message}", err=True))
-    click.echo(f"wrote landing tree to {out}: {summary}")
+    click.echo(f"wrote {summary.files_written} files ({summary.bytes_written / 2**20:.1f} MiB) to {out}")
+    click.echo(f"  {summary.tapes} month-end tapes {summary.tape_dates[0]} .. {summary.tape_dates[-1]}, "
+               f"{summary.collections_files} collections and {summary.delinquency_files} delinquency files")
+    click.echo(f"  {summary.loans:,} loans, {summary.customers:,} customers; write-offs {summary.write_offs}, "
+               f"recoveries {summary.recoveries}, prepayments {summary.prepayments}, reversals {summary.reversals}")
 
 
 @main.command()

@@ -215,8 +215,10 @@ def process_delivery(
         failed = [t for t, v in validations.items() if not v.ok]
         if failed or cross:
             outcome.status = "rejected"
-            first = next((v.violations[0] for v in validations.values() if v.violations), None) or cross[0]
-            outcome.message = f"{source} delivery of {delivery_date} rejected: {first.render()}"
+            first = next(((v.violations[0], v.pii_headers()) for v in validations.values() if v.violations), None)
+            violation, pii = first or (cross[0], frozenset())
+            # the message travels to logs, check metadata and alerts: PII values masked
+            outcome.message = f"{source} delivery of {delivery_date} rejected: {violation.masked(pii).render()}"
         elif source == "cascade":
             rules = _tape_history_rules(zones, delivery_date, validations)
             outcome.rules = [rule.as_record() for rule in rules]

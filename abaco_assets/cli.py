@@ -171,6 +171,51 @@ def kpis(data_option: Path | None, month: str | None) -> None:
     sys.exit(_guarded(lambda: _print_kpis(data_dir, month, every_column=True)))
 
 
+@main.group()
+def contracts() -> None:
+    """Inspect the feed contracts (one pydantic model per table and version)."""
+
+
+@contracts.command("list")
+def contracts_list() -> None:
+    """Every table, its versions and its columns' rules.
+
+    \b
+    Example:
+      abaco contracts list
+    """
+    from contracts.derive import column_specs
+    from contracts.registry import CONTRACT_VERSIONS
+
+    for (source, table), versions in CONTRACT_VERSIONS.items():
+        click.echo(f"{source}/{table}: {', '.join(f'v{c.version}' for c in versions)} (owner {versions[-1].owner})")
+        for spec in column_specs(versions[-1]):
+            click.echo(f"    {spec.header!r:32} -> {spec.name:24} {spec.describe_rule()}")
+
+
+@contracts.command("diff")
+@click.argument("table")
+@click.argument("old_version")
+@click.argument("new_version")
+def contracts_diff(table: str, old_version: str, new_version: str) -> None:
+    """What changed between two versions of a table's contract.
+
+    \b
+    Example:
+      abaco contracts diff collections/collections v1 v2
+    """
+    from contracts.derive import diff_contracts
+    from contracts.registry import find
+
+    try:
+        old, new = find(table, old_version), find(table, new_version)
+    except (KeyError, ValueError) as exc:
+        raise UserError(str(exc).strip("'\""))
+    click.echo(f"{old.contract_id()} -> {new.contract_id()}")
+    for line in diff_contracts(old, new):
+        click.echo(f"  {line}")
+
+
 def _guarded(action) -> int:
     try:
         return action()

@@ -121,6 +121,14 @@ class LoanDataV1(FeedTable):
     )
 
 
+class LoanDataV2(LoanDataV1):
+    """v2: newer Cascade exports may add the loan's purpose (optional, so v1 tapes stay valid)."""
+
+    version = 2
+
+    loan_purpose: str | None = column("Loan Purpose", description="Declared use of the funds", default=None)
+
+
 class CustomerDataV1(FeedTable):
     source = "cascade"
     table = "customer_data"
@@ -231,4 +239,4 @@ class CollateralV1(FeedTable):
     collateral_value: Decimal = column("Collateral Current", description="Current collateral value", ge=0)
 
 
-CASCADE_TABLES = (LoanDataV1, CustomerDataV1, PaymentScheduleV1, HistoricRealPaymentV1, CollateralV1)
+CASCADE_TABLES = (LoanDataV1, LoanDataV2, CustomerDataV1, PaymentScheduleV1, HistoricRealPaymentV1, CollateralV1)

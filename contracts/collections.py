@@ -33,4 +33,12 @@ class CollectionsV1(FeedTable):
     is_recovery: bool = column("is_recovery", description="Money received on a written-off loan")
 
 
-__all__ = ["CollectionsV1", "Decimal"]
+__all__ = ["CollectionsV1", "CollectionsV2", "Decimal"]
+
+
+class CollectionsV2(CollectionsV1):
+    """v2: the treasury system may add the bank's transaction reference (optional, so v1 files stay valid)."""
+
+    version = 2
+
+    bank_reference: str | None = column("bank_reference", description="Bank transaction reference", default=None)

@@ -279,3 +279,22 @@ def render_dbt_sources(contracts: list[type[FeedTable]]) -> dict[str, Any]:
             })
         sources.append({"name": source, "description": f"Feed '{source}' as accepted by its contract", "tables": tables})
     return {"version": 2, "sources": sources}
+
+
+def diff_contracts(old: type[FeedTable], new: type[FeedTable]) -> list[str]:
+    """Human-readable differences between two versions of a table's contract."""
+    before = {spec.name: spec for spec in column_specs(old)}
+    after = {spec.name: spec for spec in column_specs(new)}
+    lines = []
+    for name in after.keys() - before.keys():
+        lines.append(f"+ added   {name} (header '{after[name].header}'): {after[name].describe_rule()}")
+    for name in before.keys() - after.keys():
+        lines.append(f"- removed {name} (header '{before[name].header}')")
+    for name in before.keys() & after.keys():
+        if before[name] != after[name]:
+            lines.append(f"~ changed {name}: {before[name].describe_rule()}  ->  {after[name].describe_rule()}")
+    old_rules = {rule.name for rule in old.row_rules}
+    new_rules = {rule.name for rule in new.row_rules}
+    lines += [f"+ added rule {name}" for name in sorted(new_rules - old_rules)]
+    lines += [f"- removed rule {name}" for name in sorted(old_rules - new_rules)]
+    return sorted(lines, key=lambda line: line[2:]) or ["no differences"]

@@ -217,18 +217,22 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
 def _choose_version(
     header: list[str], versions: tuple[type[FeedTable], ...], result: TableValidation
 ) -> type[FeedTable] | None:
-    """The newest version whose columns the header satisfies; else explain the closest."""
+    """The version the header describes best: it must satisfy the version (no missing required,
+    no unknown column); among those, the one with the fewest of its own columns absent, then the newest.
+    Otherwise explain the differences from the closest version (schema drift)."""
     present = set(header)
-    scored = []
-    for contract in reversed(versions):
+    fitting, scored = [], []
+    for contract in versions:
         specs = column_specs(contract)
         known = {spec.header for spec in specs}
         missing = [spec.header for spec in specs if spec.header_required and spec.header not in present]
         unknown = [name for name in header if name not in known]
         if not missing and not unknown:
-            return contract
-        scored.append((len(missing) + len(unknown), contract, missing, unknown))
-    _, closest, missing, unknown = min(scored, key=lambda item: item[0])
+            fitting.append((len(known - present), -contract.version, contract))
+        scored.append((len(missing) + len(unknown), -contract.version, contract, missing, unknown))
+    if fitting:
+        return min(fitting, key=lambda item: item[:2])[2]
+    _, _, closest, missing, unknown = min(scored, key=lambda item: item[:2])
     violations = []
     for name in missing:
         guess = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
@@ -238,7 +242,7 @@ def _choose_version(
                                     row=1, column=name, hint=hint))
     for name in unknown:
         violations.append(Violation(result.file, "header.unknown_column",
-                                    f"column '{name}' is not in {closest.contract_id()}",
+                                    f"column '{name}' is not in {closest.contract_id()} (closest version; schema drift)",
                                     row=1, column=name, hint=_HINTS["header.unknown_column"]))
     result.add(violations)
     return None

@@ -48,3 +48,31 @@ def test_feeds_md_types_and_flags_are_declared():
     assert loan["write_off_date"].header_required and loan["write_off_date"].nullable
     customer = {s.name: s for s in column_specs(CONTRACT_VERSIONS[("cascade", "customer_data")][-1])}
     assert {n for n, s in customer.items() if s.pii} == {"customer_name", "tax_id", "email", "phone"}
+
+
+def test_versions_coexist_and_the_header_decides():
+    from abaco_assets.lib.validation import validate_csv
+    from abaco_assets_tests.fixtures.landing_writer import csv_bytes, loan
+
+    versions = CONTRACT_VERSIONS[("cascade", "loan_data")]
+    assert [c.version for c in versions] == [1, 2]
+    v1_file = csv_bytes("cascade", "loan_data", [loan("L1", "C1")], omit=("loan_purpose",))
+    v2_file = csv_bytes("cascade", "loan_data", [loan("L1", "C1", loan_purpose="working capital")])
+    day = dt.date(2026, 1, 31)
+    assert validate_csv(v1_file, file="a.csv", versions=versions, delivery_date=day).contract_id == "cascade/loan_data@v1"
+    v2 = validate_csv(v2_file, file="b.csv", versions=versions, delivery_date=day)
+    assert v2.ok and v2.contract_id == "cascade/loan_data@v2"
+    drift = validate_csv(v2_file.replace(b"Loan Purpose", b"Loan Purpose Code"), file="c.csv", versions=versions,
+                         delivery_date=day)
+    (unknown,) = [v for v in drift.violations if v.rule == "header.unknown_column"]
+    assert "cascade/loan_data@v2 (closest version; schema drift)" in unknown.message
+
+
+def test_contracts_diff_prints_what_changed():
+    from contracts.derive import diff_contracts
+    from contracts.registry import find
+
+    assert diff_contracts(find("cascade/loan_data", "v1"), find("cascade/loan_data", "v2")) == [
+        "+ added   loan_purpose (header 'Loan Purpose'): optional; string"]
+    assert diff_contracts(find("collections/collections", "v1"), find("collections/collections", "v1")) == [
+        "no differences"]

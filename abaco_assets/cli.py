@@ -252,7 +252,12 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     click.echo(f"landing {landing}: {len(scan.files)} files in {len(deliveries)} deliveries"
                f"{f', {len(scan.skipped)} skipped' if scan.skipped else ''}")
     for skipped in scan.skipped:
-        click.echo(f"  skipped {skipped.key}: {skipped.reason}")
+        click.echo(f"  skipped {skipped.key}: {skipped.reason} (left in place, not ingested)")
+    if scan.skipped:
+        report = data_dir / "logs" / "landing" / f"skipped-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps([{"key": k.key, "reason": k.reason} for k in scan.skipped], indent=1))
+        click.echo(f"  unexpected files reported in {report}")
     to_process: dict[str, list[dt.date]] = {}
     landed_versions: dict[tuple[str, dt.date], str] = {}
     for (source, day), files in deliveries.items():

@@ -10,11 +10,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
+from abaco_assets.defs.metrics.python_metrics import metric_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
 from abaco_assets.resources import AbacoSettings
+from abaco_assets.warehouse import Warehouse
 
 # The dbt installed beside this interpreter (the project venv), whatever PATH says.
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
@@ -34,20 +36,21 @@ INGEST_JOBS = {
 
 transform_job = dg.define_asset_job(
     name="transform_job",
-    selection=dg.AssetSelection.groups("staging", "marts")
+    selection=dg.AssetSelection.groups("staging", "marts", "metrics")
     | dg.AssetSelection.checks(*reconciliation_checks),
-    description="Reconcile the feeds, then rebuild staging, intermediate models and the KPI marts from the "
-    "accepted deliveries.",
+    description="Reconcile the feeds, rebuild staging, intermediate models and the KPI marts from the "
+    "accepted deliveries, then the Python metrics.",
     tags={"domain": "transform"},
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, abaco_dbt_models],
+    assets=[*ingest_assets, abaco_dbt_models, *metric_assets],
     asset_checks=[*reconciliation_checks, *freshness_checks],
     jobs=[*INGEST_JOBS.values(), transform_job, freshness_job],
     sensors=[freshness_sla_sensor],
     resources={
         "settings": AbacoSettings(),
+        "warehouse": Warehouse(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     },
     executor=dg.in_process_executor,

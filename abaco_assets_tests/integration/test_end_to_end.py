@@ -43,7 +43,11 @@ def test_first_run_accepts_everything_and_builds_every_mart(workspace):
         assert snapshot[mart], f"marts.{mart} is empty"
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         months = con.execute("select count(*) from marts.kpi_portfolio_monthly").fetchone()[0]
+        metric_rows = {t: con.execute(f"select count(*) from metrics.{t}").fetchone()[0] for t in (
+            "metric_cashflow_projection", "metric_expected_credit_loss", "metric_covenants", "metric_borrowing_base")}
     assert months == 4
+    assert metric_rows["metric_cashflow_projection"] == 24 and metric_rows["metric_covenants"] == 4 * 4
+    assert all(metric_rows.values()), metric_rows
     # raw zone is content-addressed and write-once; typed zone holds no clear PII
     raw_files = list((data / "raw" / "cascade" / "loan_data").glob("*/*.csv"))
     assert len(raw_files) == 4 and all(len(p.stem) == 64 for p in raw_files)

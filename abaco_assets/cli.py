@@ -216,6 +216,38 @@ def contracts_diff(table: str, old_version: str, new_version: str) -> None:
         click.echo(f"  {line}")
 
 
+@main.command()
+@click.option("--reference", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Legacy or Cascade-side KPI export (CSV: month_end + KPI columns).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=REPO_ROOT / "docs" / "shadow-mapping.example.yaml", show_default=True,
+              help="YAML mapping their column names to ours, with tolerances.")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the difference report (default $ABACO_DATA/reports/shadow).")
+def shadow(reference: Path, mapping: Path, data_option: Path | None, out: Path | None) -> None:
+    """Shadow run for the cut-over: compare marts.kpi_portfolio_monthly with a reference export.
+
+    \b
+    Example:
+      abaco shadow --reference legacy_kpis.csv --mapping docs/shadow-mapping.example.yaml
+    Exit code 1 when a KPI is off beyond its tolerance.
+    """
+
+    def _shadow() -> int:
+        from abaco_assets.lib.shadow import run_shadow
+        from abaco_assets.warehouse import Warehouse
+
+        data_dir = _data_dir(str(data_option) if data_option else None)
+        os.environ["ABACO_DATA"] = str(data_dir)
+        ours = Warehouse().read_sql("select * from marts.kpi_portfolio_monthly")
+        report = run_shadow(ours, reference, mapping, out or data_dir / "reports" / "shadow")
+        click.echo(report.markdown())
+        return EXIT_OK if report.ok else EXIT_REJECTED
+
+    sys.exit(_guarded(_shadow))
+
+
 def _guarded(action) -> int:
     try:
         return action()

@@ -9,12 +9,14 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from abaco_assets.defs.compliance.launch_guard import launch_guard_sensor
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
 from abaco_assets.defs.metrics.python_metrics import metric_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
+from abaco_assets.lib.k8s_run_config import k8s_run_tags
 from abaco_assets.resources import AbacoSettings
 from abaco_assets.warehouse import Warehouse
 
@@ -29,7 +31,7 @@ INGEST_JOBS = {
         - dg.AssetSelection.checks(*reconciliation_checks, *freshness_checks),
         partitions_def=delivery_date_partitions,
         description=f"Ingest the {source} deliveries of a date (or a date range, in one run).",
-        tags={"domain": "ingestion"},
+        tags=k8s_run_tags("ingestion"),
     )
     for source, asset_def in zip(("cascade", "collections", "delinquency"), ingest_assets)
 }
@@ -40,14 +42,14 @@ transform_job = dg.define_asset_job(
     | dg.AssetSelection.checks(*reconciliation_checks),
     description="Reconcile the feeds, rebuild staging, intermediate models and the KPI marts from the "
     "accepted deliveries, then the Python metrics.",
-    tags={"domain": "transform"},
+    tags=k8s_run_tags("transform"),
 )
 
 defs = dg.Definitions(
     assets=[*ingest_assets, abaco_dbt_models, *metric_assets],
     asset_checks=[*reconciliation_checks, *freshness_checks],
     jobs=[*INGEST_JOBS.values(), transform_job, freshness_job],
-    sensors=[freshness_sla_sensor],
+    sensors=[freshness_sla_sensor, launch_guard_sensor],
     resources={
         "settings": AbacoSettings(),
         "warehouse": Warehouse(),

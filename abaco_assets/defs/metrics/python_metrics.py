@@ -75,6 +75,7 @@ def _write(context: dg.AssetExecutionContext, warehouse: Warehouse, name: str, f
     kinds={"python", "duckdb"},
     owners=["team:finance"],
     tags={"domain": "transform"},
+    pool="warehouse_writer",
     description="24-month cashflow projection of the active book (SIFMA order: defaults, amortisation, "
                 "prepayment; recoveries after the lag) under MDR/SMM/severity measured from history.",
     check_specs=[dg.AssetCheckSpec("opening_balance_is_opb", asset=CASHFLOW,
@@ -110,6 +111,7 @@ def metric_cashflow_projection(context: dg.AssetExecutionContext, warehouse: War
     kinds={"python", "duckdb"},
     owners=["team:risk"],
     tags={"domain": "transform"},
+    pool="warehouse_writer",
     description="IFRS 9 style expected credit loss (management estimate): stage by DPD, PD12 by stage and "
                 "segment from observed defaults, LGD = measured severity, EAD = outstanding; per loan and "
                 "rolled up by segment and stage, with coverage of the PAR30 amount.",
@@ -167,6 +169,7 @@ from marts.kpi_portfolio_monthly
     kinds={"python", "duckdb"},
     owners=["team:finance"],
     tags={"domain": "transform"},
+    pool="warehouse_writer",
     description="Covenant guardrails per month_end (NPL180 < 4 %, top-10 <= 30 %, single obligor <= 4 %, "
                 "6-month collection rate >= 96 %) and the borrowing base (0.8 x eligible OPB), read from the "
                 "KPI marts (PAR and concentration are not recomputed).",

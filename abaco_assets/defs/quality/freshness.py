@@ -17,6 +17,7 @@ import dagster as dg
 
 from contracts.registry import latest
 from abaco_assets.lib.business_calendar import TIMEZONE
+from abaco_assets.lib.k8s_run_config import k8s_run_tags
 from abaco_assets.lib.deliveries import accepted_dates
 from abaco_assets.lib.freshness import Breach, breaches, expectations
 from abaco_assets.resources import AbacoSettings
@@ -78,7 +79,7 @@ freshness_job = dg.define_asset_job(
     name="freshness_job",
     selection=dg.AssetSelection.checks(*freshness_checks),
     description="Evaluate every source's delivery SLA on the business-day calendar.",
-    tags={"domain": "compliance"},
+    tags=k8s_run_tags("compliance"),
 )
 
 

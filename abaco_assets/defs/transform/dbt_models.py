@@ -45,12 +45,15 @@ class AbacoDbtTranslator(DagsterDbtTranslator):
     project=dbt_project,
     dagster_dbt_translator=AbacoDbtTranslator(),
     op_tags={"domain": "transform"},
+    pool="warehouse_writer",  # DuckDB takes one writer at a time
 )
 def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: AbacoSettings):
     # dbt reads ABACO_DATA through env_var() in profiles.yml and the sources.
     os.environ["ABACO_DATA"] = str(settings.data())
     ensure_schema_files(settings.zones())
-    invocation = dbt.cli(["build"], context=context)
+    # dbt's artefacts of the last build live with the data, not in the repo checkout
+    target = settings.data() / "dbt" / "target"
+    invocation = dbt.cli(["build"], context=context, target_path=target)
     for event in invocation.stream():
         fault_point("mid_dbt", children=(invocation.process.pid,))
         yield event

@@ -1,0 +1,1 @@
+"""Compliance: who may launch what in production, and on what record."""

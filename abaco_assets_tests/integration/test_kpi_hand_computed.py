@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -701,3 +702,29 @@ def test_paid_off_branches_and_empty_book(tmp_path):
     assert set(roll_rates) == set(expected_rolls)
     for key, (opb_from, rate) in expected_rolls.items():
         assert_kpis(roll_rates[key], {"opb_from": opb_from, "rate": rate}, f"edge roll rate {key}")
+
+
+def test_each_singular_dbt_test_fails_on_a_corrupted_mart(portfolio_warehouse, tmp_path):
+    """The singular tests are checks that can fail: corrupt one invariant each and watch them catch it."""
+    import shutil
+
+    data_dir = tmp_path / "corrupted"
+    shutil.copytree(portfolio_warehouse, data_dir)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as connection:
+        connection.execute("update marts.kpi_roll_rates set rate = rate / 2 "
+                           "where (month_end, from_bucket, to_bucket) in "
+                           "(select month_end, from_bucket, to_bucket from marts.kpi_roll_rates order by all limit 1)")
+        connection.execute("update marts.kpi_vintage_curves set cum_writeoff_amount = -1 "
+                           "where month_end = (select max(month_end) from marts.kpi_vintage_curves)")
+        connection.execute("update marts.kpi_portfolio_monthly set par90 = 1.5")
+        connection.execute("update marts.kpi_portfolio_monthly_by_segment set opb = opb + 1")
+    env = {**os.environ, "ABACO_DATA": str(data_dir), "DBT_TARGET_PATH": str(tmp_path / "target"),
+           "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    singular = ["assert_roll_rates_sum_to_one", "assert_vintage_cumulatives_never_decrease",
+                "assert_par_ladder_monotone", "assert_cuts_add_up_to_portfolio"]
+    completed = subprocess.run(
+        [DBT, "test", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--select", *singular], env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert completed.returncode == 1
+    for name in singular:
+        assert re.search(rf"FAIL \d+ .*{name}", completed.stdout), f"{name} did not fail:\n{completed.stdout[-4000:]}"

@@ -53,6 +53,21 @@ class AbacoSettings(dg.ConfigurableResource):
             raise dg.Failure(f"reconciliation severity must be WARN or ERROR, not {value!r}")
         return dg.AssetCheckSeverity[value]
 
+    def audit_log(self):
+        """The append-only audit trail ($ABACO_DATA/audit)."""
+        from abaco_assets.lib.audit import AuditLog
+
+        return AuditLog(self.data() / "audit")
+
+    def audit(self, context, *, action: str, dataset: str, partition: str | None = None, rows: int | None = None,
+              content_hash: str | None = None, detail: str | None = None) -> None:
+        """Record one dataset read or write made by the run of ``context`` (principal, purpose, ticket from its tags)."""
+        from abaco_assets.lib.audit import AuditContext
+
+        run = context.run
+        self.audit_log().record(AuditContext.from_run(run.run_id, dict(run.tags)), action=action, dataset=dataset,
+                                partition=partition, rows=rows, content_hash=content_hash, detail=detail)
+
     def zones(self) -> Zones:
         return Zones(self.data())
 

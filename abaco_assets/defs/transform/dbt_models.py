@@ -4,6 +4,8 @@ dbt tests become asset checks (dagster-dbt's default); a failing error-
 severity test fails the step and dbt skips the models built on it.
 """
 
+import functools
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -11,8 +13,11 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from abaco_assets.defs.transform.automation import downstream_of_raw
 from abaco_assets.lib.deliveries import ensure_schema_files
 from abaco_assets.lib.faults import fault_point
+from abaco_assets.lib.run_plan import in_force_fingerprint
+from contracts.registry import CONTRACT_VERSIONS
 from abaco_assets.resources import AbacoSettings
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
@@ -39,6 +44,10 @@ class AbacoDbtTranslator(DagsterDbtTranslator):
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         return {**super().get_tags(dbt_resource_props), "domain": "transform"}
 
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        """Models rebuild by themselves after new raw partitions (defs/transform/automation.py)."""
+        return downstream_of_raw() if dbt_resource_props["resource_type"] == "model" else None
+
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
@@ -53,7 +62,76 @@ def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, set
     ensure_schema_files(settings.zones())
     # dbt's artefacts of the last build live with the data, not in the repo checkout
     target = settings.data() / "dbt" / "target"
+    fingerprint = in_force_fingerprint(settings.zones())
+    for source_key in SOURCE_KEYS:
+        settings.audit(context, action="read", dataset="typed/" + "/".join(source_key.path[1:]),
+                       content_hash=fingerprint, detail="dbt sources: the deliveries in force")
     invocation = dbt.cli(["build"], context=context, target_path=target)
-    for event in invocation.stream():
-        fault_point("mid_dbt", children=(invocation.process.pid,))
-        yield event
+    built, failure = [], None
+    try:
+        for event in invocation.stream():
+            fault_point("mid_dbt", children=(invocation.process.pid,))
+            if isinstance(event, dg.Output):
+                built.append(event)  # enriched below, once dbt has released the warehouse
+            else:
+                yield event
+    except Exception as exc:  # a failed dbt build still reports the models it did build
+        failure = exc
+    invocation.process.wait()
+    described = describe_tables(settings.data() / "warehouse.duckdb", [_table_of(e) for e in built])
+    for event in built:
+        facts = described.get(_table_of(event), {})
+        settings.audit(context, action="write", dataset="/".join(context.asset_key_for_output(event.output_name).path),
+                       rows=facts.get("dagster/row_count"), content_hash=facts.get("content_hash"))
+        yield event.with_metadata({**event.metadata, **{k: v for k, v in facts.items() if k != "content_hash"}})
+    if failure is not None:
+        raise failure
+
+
+SOURCE_KEYS = [dg.AssetKey(["raw", source, table]) for source, table in CONTRACT_VERSIONS]
+PREVIEW_ROWS = 12
+
+
+def _table_of(event: dg.Output) -> str:
+    """schema.table of a dbt model's output, from the manifest (schemas are verbatim: staging, marts...)."""
+    unique_id = event.metadata["unique_id"]
+    unique_id = unique_id.value if hasattr(unique_id, "value") else str(unique_id)
+    node = _manifest_nodes().get(unique_id, {})
+    return f"{node.get('schema')}.{node.get('alias') or node.get('name')}"
+
+
+@functools.cache
+def _manifest_nodes() -> dict:
+    return json.loads(Path(dbt_project.manifest_path).read_text())["nodes"]
+
+
+def describe_tables(warehouse: Path, tables: list[str]) -> dict[str, dict]:
+    """Row count, a content hash and, for the KPI marts, a preview of the latest month (one read-only pass)."""
+    import duckdb
+
+    facts: dict[str, dict] = {}
+    if not tables or not warehouse.exists():
+        return facts
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for table in tables:
+            try:
+                rows, digest = con.execute(
+                    f"select count(*), coalesce(sum(hash(t)), 0) from {table} t").fetchall()[0]
+            except duckdb.Error:
+                continue
+            entry: dict = {"dagster/row_count": int(rows), "content_hash": f"{digest & (2**64 - 1):016x}"}
+            if table.startswith("marts.kpi_") and rows:
+                preview = con.sql(f"select * from {table} where month_end = (select max(month_end) from {table}) "
+                                  f"order by all limit {PREVIEW_ROWS}").pl()
+                entry["preview_latest_month"] = dg.MetadataValue.md(_markdown(preview))
+            facts[table] = entry
+    return facts
+
+
+def _markdown(frame) -> str:
+    def cell(value) -> str:
+        return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join(lines)

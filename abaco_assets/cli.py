@@ -125,12 +125,13 @@ def generate(out: Path, loans: int, months: int, seed: int, end_date: str, delin
 
 
 @main.command()
-@click.option("--landing", type=click.Path(path_type=Path), default=None,
-              help="Landing root (default $ABACO_LANDING or $ABACO_DATA/landing).")
+@click.option("--landing", type=str, default=None,
+              help="Landing root: a folder, s3://bucket/prefix or gs://bucket/prefix "
+                   "(default $ABACO_LANDING or $ABACO_DATA/landing).")
 @click.option("--data", "data_option", type=click.Path(path_type=Path), default=None,
               help="Data folder (default $ABACO_DATA or ./data).")
 @click.option("--force", is_flag=True, help="Re-process deliveries and rebuild marts even when nothing changed.")
-def run(landing: Path | None, data_option: Path | None, force: bool) -> None:
+def run(landing: str | None, data_option: Path | None, force: bool) -> None:
     """Ingest every delivery in the landing folder (oldest first) and rebuild everything downstream.
 
     \b
@@ -248,6 +249,75 @@ def shadow(reference: Path, mapping: Path, data_option: Path | None, out: Path |
     sys.exit(_guarded(_shadow))
 
 
+@main.group()
+def audit() -> None:
+    """The append-only audit trail of dataset reads and writes ($ABACO_DATA/audit)."""
+
+
+@audit.command("verify")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+def audit_verify(data_option: Path | None) -> None:
+    """Check the hash chain of the audit trail (exit 1 when a record was altered, removed or inserted).
+
+    \b
+    Example:
+      abaco audit verify
+    """
+    from abaco_assets.lib.audit import AuditLog
+
+    ok, message = AuditLog(_data_dir(str(data_option) if data_option else None) / "audit").verify()
+    click.echo(("OK: " if ok else "TAMPERED: ") + message)
+    sys.exit(EXIT_OK if ok else EXIT_REJECTED)
+
+
+@audit.command("who")
+@click.option("--dataset", required=True, help="Dataset name or prefix, e.g. raw/cascade/loan_data or marts/.")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+def audit_who(dataset: str, data_option: Path | None) -> None:
+    """Who read or wrote a dataset, when, for what purpose and ticket.
+
+    \b
+    Example:
+      abaco audit who --dataset marts/kpi_portfolio_monthly
+    """
+    from abaco_assets.lib.audit import AuditLog
+
+    entries = AuditLog(_data_dir(str(data_option) if data_option else None) / "audit").who(dataset)
+    if not entries:
+        click.echo(f"no audit record for {dataset}")
+    for entry in entries:
+        click.echo(f"{entry['ts']}  {entry['action']:<10} {entry['dataset']:<42} {entry['partition'] or '-':<10} "
+                   f"{entry['principal']:<24} purpose={entry['purpose']!r} ticket={entry['ticket'] or '-'} "
+                   f"rows={entry['rows'] if entry['rows'] is not None else '-'} run={(entry['run_id'] or '-')[:8]}")
+
+
+@main.command()
+@click.option("--years", type=click.IntRange(1), default=None, help="Keep this many years (default 7 or "
+              "$ABACO_RETENTION_YEARS).")
+@click.option("--apply", "apply_", is_flag=True, help="Delete; without it, only list what would go.")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+def retention(years: int | None, apply_: bool, data_option: Path | None) -> None:
+    """Apply the retention policy to validation artifacts, lineage, audit records and raw files.
+
+    Nothing is ever deleted by a normal run; this command is the only way.
+
+    \b
+    Example:
+      abaco retention            # dry run: what is older than 7 years
+      abaco retention --apply
+    """
+    from abaco_assets.lib import retention as policy
+
+    data_dir = _data_dir(str(data_option) if data_option else None)
+    entries = policy.expired(data_dir, years or policy.retention_years())
+    for entry in entries:
+        click.echo(f"{'deleting' if apply_ else 'would delete'} {entry.path} ({entry.reason})")
+    if apply_:
+        policy.apply(entries)
+    click.echo(f"{len(entries)} expired entr{'y' if len(entries) == 1 else 'ies'}"
+               f"{'' if apply_ else ' (dry run; --apply to delete)'}")
+
+
 def _guarded(action) -> int:
     try:
         return action()
@@ -258,13 +328,21 @@ def _guarded(action) -> int:
         return EXIT_INTERNAL
 
 
-def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
-    from abaco_assets.resources import landing_from_env
+def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> int:
+    from abaco_assets.lib.storage import is_object_url, landing_store_at
+    from abaco_assets.resources import landing_location_from_env, zones_from_env
 
     data_dir = Path(data_option).resolve() if data_option else _data_dir(None)
-    landing = Path(landing).resolve() if landing else landing_from_env()
-    if not landing.is_dir():
-        raise UserError(f"landing folder {landing} does not exist; pass --landing DIR or set ABACO_LANDING")
+    landing = str(landing) if landing else landing_location_from_env()
+    try:
+        landing = landing if is_object_url(landing) else str(Path(landing).resolve())
+        store = landing_store_at(landing)
+    except ValueError as exc:
+        raise UserError(str(exc))
+    problem = store.unavailable_reason()
+    if problem:
+        raise UserError(f"{problem}; pass --landing DIR (or s3://bucket/prefix, gs://bucket/prefix) "
+                        "or set ABACO_LANDING")
     _prepare_environment(data_dir, landing)
 
     from abaco_assets.lib.dbt_manifest import ensure_manifest
@@ -274,12 +352,12 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
     import dagster as dg
 
     from abaco_assets.definitions import INGEST_JOBS, defs
-    from abaco_assets.lib.deliveries import Zones, load_catalog, needs_processing
+    from abaco_assets.lib.deliveries import load_catalog, needs_processing
     from abaco_assets.lib.landing import scan_landing
     from abaco_assets.lib.run_plan import candidate_version_id, contiguous_ranges, in_force_fingerprint
 
-    zones = Zones(data_dir)
-    scan = scan_landing(landing)
+    zones = zones_from_env(data_dir)
+    scan = scan_landing(store)
     deliveries = scan.deliveries()
     click.echo(f"landing {landing}: {len(scan.files)} files in {len(deliveries)} deliveries"
                f"{f', {len(scan.skipped)} skipped' if scan.skipped else ''}")
@@ -360,7 +438,7 @@ def _run(landing: Path | None, data_option: Path | None, force: bool) -> int:
         if counts:
             click.echo("    violations by rule: " + ", ".join(f"{rule}={n}" for rule, n in sorted(counts.items())))
         if where:
-            click.echo(f"    quarantined: {', '.join(str(zones.quarantine.path(k)) for k in where)}")
+            click.echo(f"    quarantined: {', '.join(zones.quarantine.locate(k) for k in where)}")
     for check in dict.fromkeys(failed_checks):
         click.echo(f"  FAILED CHECK (ERROR) {check}")
     for check in dict.fromkeys(warned_checks):

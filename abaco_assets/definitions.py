@@ -9,12 +9,15 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from abaco_assets.defs.compliance.audit_table import audit_log
 from abaco_assets.defs.compliance.launch_guard import launch_guard_sensor
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
+from abaco_assets.defs.ingest.sensors import ingest_sensors
 from abaco_assets.defs.metrics.python_metrics import metric_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
+from abaco_assets.defs.transform.automation import transform_automation_sensor
 from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
 from abaco_assets.lib.k8s_run_config import k8s_run_tags
 from abaco_assets.resources import AbacoSettings
@@ -38,7 +41,7 @@ INGEST_JOBS = {
 
 transform_job = dg.define_asset_job(
     name="transform_job",
-    selection=dg.AssetSelection.groups("staging", "marts", "metrics")
+    selection=dg.AssetSelection.groups("staging", "marts", "metrics", "compliance")
     | dg.AssetSelection.checks(*reconciliation_checks),
     description="Reconcile the feeds, rebuild staging, intermediate models and the KPI marts from the "
     "accepted deliveries, then the Python metrics.",
@@ -46,10 +49,10 @@ transform_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, abaco_dbt_models, *metric_assets],
+    assets=[*ingest_assets, abaco_dbt_models, *metric_assets, audit_log],
     asset_checks=[*reconciliation_checks, *freshness_checks],
     jobs=[*INGEST_JOBS.values(), transform_job, freshness_job],
-    sensors=[freshness_sla_sensor, launch_guard_sensor],
+    sensors=[freshness_sla_sensor, launch_guard_sensor, *ingest_sensors, transform_automation_sensor],
     resources={
         "settings": AbacoSettings(),
         "warehouse": Warehouse(),

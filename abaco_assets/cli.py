@@ -131,16 +131,33 @@ def generate(out: Path, loans: int, months: int, seed: int, end_date: str, delin
 @click.option("--data", "data_option", type=click.Path(path_type=Path), default=None,
               help="Data folder (default $ABACO_DATA or ./data).")
 @click.option("--force", is_flag=True, help="Re-process deliveries and rebuild marts even when nothing changed.")
-def run(landing: str | None, data_option: Path | None, force: bool) -> None:
+@click.option("--source", "sources", multiple=True, metavar="SOURCE",
+              help="Only this source (cascade, collections, delinquency); repeatable.")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Only the deliveries of this date.")
+@click.option("--ingest-only", is_flag=True, help="Ingest and validate; do not rebuild the marts.")
+def run(landing: str | None, data_option: Path | None, force: bool, sources: tuple[str, ...], day: str | None,
+        ingest_only: bool) -> None:
     """Ingest every delivery in the landing folder (oldest first) and rebuild everything downstream.
 
     \b
-    Example:
+    Examples:
       abaco run --landing data/landing
+      abaco run --landing s3://abaco-feeds/landing --source cascade --date 2026-10-31
+      abaco run --ingest-only
     Exit codes: 0 all accepted, 1 a delivery rejected or an ERROR check failed,
     2 user error, 3 internal error.
     """
-    sys.exit(_guarded(lambda: _run(landing, data_option, force)))
+    from contracts.registry import SOURCES
+
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise UserError(f"unknown source {unknown[0]!r}: expected one of {', '.join(SOURCES)}")
+    try:
+        chosen_day = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise UserError(f"--date {day!r} is not a valid YYYY-MM-DD date")
+    sys.exit(_guarded(lambda: _run(landing, data_option, force, sources=sources or None, day=chosen_day,
+                                   ingest_only=ingest_only)))
 
 
 @main.command()
@@ -328,7 +345,8 @@ def _guarded(action) -> int:
         return EXIT_INTERNAL
 
 
-def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> int:
+def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
+         sources: tuple[str, ...] | None = None, day: dt.date | None = None, ingest_only: bool = False) -> int:
     from abaco_assets.lib.storage import is_object_url, landing_store_at
     from abaco_assets.resources import landing_location_from_env, zones_from_env
 
@@ -358,7 +376,8 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> i
 
     zones = zones_from_env(data_dir)
     scan = scan_landing(store)
-    deliveries = scan.deliveries()
+    deliveries = {key: files for key, files in scan.deliveries().items()
+                  if (sources is None or key[0] in sources) and (day is None or key[1] == day)}
     click.echo(f"landing {landing}: {len(scan.files)} files in {len(deliveries)} deliveries"
                f"{f', {len(scan.skipped)} skipped' if scan.skipped else ''}")
     for skipped in scan.skipped:
@@ -379,8 +398,14 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> i
     failed_checks: list[str] = []
     warned_checks: list[str] = []
     failed_runs: list[str] = []
-    for source in ("cascade", "collections", "delinquency"):
-        for date_range in contiguous_ranges(source, to_process.get(source, [])):
+    planned = [r for source in ("cascade", "collections", "delinquency")
+               for r in contiguous_ranges(source, to_process.get(source, []))]
+    progress = _progress()
+    task = progress.add_task("ingest", total=sum(r.days for r in planned) or 1)
+    with progress:
+        for date_range in planned:
+            source = date_range.source
+            progress.update(task, description=f"ingest {source} {date_range.start}..{date_range.end}")
             job = defs.resolve_job_def(INGEST_JOBS[source].name)
             tags = {"dagster/asset_partition_range_start": date_range.start.isoformat(),
                     "dagster/asset_partition_range_end": date_range.end.isoformat(),
@@ -396,6 +421,7 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> i
             warned_checks += _failed_checks(result, "WARN")
             if not result.success and not run_errors:  # a failed blocking check explains itself
                 failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
+            progress.advance(task, date_range.days)
 
     accepted, rejected = [], []
     for (source, day), version_id in landed_versions.items():
@@ -410,7 +436,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> i
     state_key = "_transform.json"
     state = json.loads(zones.catalog.read(state_key)) if zones.catalog.exists(state_key) else {}
     marts_exist = (data_dir / "warehouse.duckdb").exists()
-    if force or not marts_exist or state.get("fingerprint") != fingerprint or not state.get("success"):
+    if ingest_only:
+        click.echo("  --ingest-only: marts not rebuilt")
+    elif force or not marts_exist or state.get("fingerprint") != fingerprint or not state.get("success"):
         dbt_log = data_dir / "logs" / "dbt" / f"transform-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
         dbt_log.parent.mkdir(parents=True, exist_ok=True)
         # dbt's own console output goes to a file; the run's events are in the Dagster instance.
@@ -447,6 +475,15 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool) -> i
         click.echo(f"  FAILED RUN {run_name}")
     _print_kpis(data_dir, None, every_column=False)
     return EXIT_REJECTED if (rejected or failed_checks or failed_runs) else EXIT_OK
+
+
+def _progress():
+    """A progress bar on stderr (drawn only on a terminal; logs and pipes get the summary lines)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("deliveries"),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
 
 
 def _failed_checks(result, severity: str) -> list[str]:

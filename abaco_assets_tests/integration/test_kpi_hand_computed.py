@@ -724,7 +724,10 @@ def test_each_singular_dbt_test_fails_on_a_corrupted_mart(portfolio_warehouse, t
                 "assert_par_ladder_monotone", "assert_cuts_add_up_to_portfolio"]
     completed = subprocess.run(
         [DBT, "test", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--select", *singular], env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+         "--select", *singular, "test_name:column_rules,kpi_portfolio_monthly"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
     assert completed.returncode == 1
+    # par90 = 1.5 also breaks the [0, 1] range of the mart's per-column rules
+    assert re.search(r"FAIL \d+ .*column_rules_kpi_portfolio_monthly", completed.stdout), completed.stdout[-4000:]
     for name in singular:
         assert re.search(rf"FAIL \d+ .*{name}", completed.stdout), f"{name} did not fail:\n{completed.stdout[-4000:]}"

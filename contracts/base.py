@@ -107,6 +107,15 @@ class FreshnessSla:
     timezone: str = "America/El_Salvador"
 
 
+DAILY_FEED_SLA = FreshnessSla(
+    description="Each business day's file by 08:00 local time on the next business day",
+    shape="business_daily",
+    deadline=dt.time(8, 0),
+    # Tue-Fri 08:00 each expect the previous day's file; Mondays and holidays need the calendar sensor.
+    cron="0 8 * * 2-5",
+)
+
+
 class FeedTable(BaseModel):
     """Base class of every table contract (one subclass per table and version)."""
 

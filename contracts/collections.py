@@ -4,7 +4,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from contracts.base import FeedTable, FreshnessSla, column
+from contracts.base import DAILY_FEED_SLA, FeedTable, column
 
 
 class CollectionsV1(FeedTable):
@@ -14,13 +14,7 @@ class CollectionsV1(FeedTable):
     title = "Collections"
     file_pattern = r"collections_\d{8}\.csv"
     owner = "team:collections"
-    freshness = FreshnessSla(
-        description="Each business day's file by 08:00 local time on the next business day",
-        shape="business_daily",
-        deadline=dt.time(8, 0),
-        # Tue-Fri 08:00 each expect the previous day's file; Mondays and holidays need the calendar sensor.
-        cron="0 8 * * 2-5",
-    )
+    freshness = DAILY_FEED_SLA
 
     payment_id: str = column("payment_id", description="Same id as in Historic Real Payment", unique=True)
     loan_id: str = column("loan_id", description="Loan the cash belongs to")

@@ -6,7 +6,7 @@ from typing import Literal
 
 import polars as pl
 
-from contracts.base import FeedTable, FreshnessSla, RowRule, column
+from contracts.base import DAILY_FEED_SLA, FeedTable, RowRule, column
 
 
 class DelinquencyV1(FeedTable):
@@ -16,13 +16,7 @@ class DelinquencyV1(FeedTable):
     title = "Delinquency"
     file_pattern = r"delinquency_\d{8}\.csv"
     owner = "team:collections"
-    freshness = FreshnessSla(
-        description="Each business day's file by 08:00 local time on the next business day",
-        shape="business_daily",
-        deadline=dt.time(8, 0),
-        # Tue-Fri 08:00 each expect the previous day's file; Mondays and holidays need the calendar sensor.
-        cron="0 8 * * 2-5",
-    )
+    freshness = DAILY_FEED_SLA
 
     as_of_date: dt.date = column("as_of_date", description="Snapshot date; equals the file's date",
                                  equals_delivery=True)

@@ -22,7 +22,6 @@ EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The run's full event log is in the Dagster instance (and `dagster dev`); the terminal gets warnings only.
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-HEADLINE_KPIS = ("opb", "par30", "par90", "collection_rate", "weighted_apr")
 
 
 class UserError(click.ClickException):
@@ -182,11 +181,18 @@ def demo(loans: int, months: int, seed: int) -> None:
 
 @main.command()
 @click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
-@click.option("--month", default=None, help="YYYY-MM (default: the latest month with a tape).")
-def kpis(data_option: Path | None, month: str | None) -> None:
-    """Print the portfolio KPIs of one month from marts.kpi_portfolio_monthly."""
+@click.option("--month", default=None, metavar="YYYY-MM", help="Month (default: the latest month with a tape).")
+@click.option("--segment", default=None, help="One segment (Gob, OC, CCF, DTE, Nimal, Top, Other).")
+def kpis(data_option: Path | None, month: str | None, segment: str | None) -> None:
+    """Print the portfolio KPIs of one month (from marts.kpi_portfolio_monthly[_by_segment]).
+
+    \b
+    Examples:
+      abaco kpis
+      abaco kpis --month 2026-09 --segment Top
+    """
     data_dir = _data_dir(str(data_option) if data_option else None)
-    sys.exit(_guarded(lambda: _print_kpis(data_dir, month, every_column=True)))
+    sys.exit(_guarded(lambda: _print_kpis(data_dir, month, segment=segment)))
 
 
 @main.group()
@@ -473,7 +479,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         click.echo(f"  WARNING CHECK {check} (see the check's metadata in the Dagster UI)")
     for run_name in failed_runs:
         click.echo(f"  FAILED RUN {run_name}")
-    _print_kpis(data_dir, None, every_column=False)
+    from abaco_assets.lib.kpi_table import HEADLINE_COLUMNS
+
+    _print_kpis(data_dir, None, columns=HEADLINE_COLUMNS)
     return EXIT_REJECTED if (rejected or failed_checks or failed_runs) else EXIT_OK
 
 
@@ -495,47 +503,18 @@ def _failed_checks(result, severity: str) -> list[str]:
     ]
 
 
-def _print_kpis(data_dir: Path, month: str | None, *, every_column: bool) -> int:
-    import duckdb
-    import polars as pl
+def _print_kpis(data_dir: Path, month: str | None, *, segment: str | None = None,
+                columns: tuple[str, ...] | None = None) -> int:
+    from abaco_assets.lib.kpi_table import KpiTableError, read_kpi_table
 
-    warehouse = data_dir / "warehouse.duckdb"
-    if not warehouse.exists():
-        click.echo(f"no warehouse at {warehouse} yet: run `abaco run` first")
-        return EXIT_USAGE
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        try:
-            if month:
-                frame = pl.from_arrow(con.execute(
-                    "select * from marts.kpi_portfolio_monthly where strftime(month_end, '%Y-%m') = ?", [month]
-                ).to_arrow_table())
-            else:
-                frame = con.sql("select * from marts.kpi_portfolio_monthly order by month_end desc limit 1").pl()
-        except duckdb.CatalogException:
-            click.echo("marts.kpi_portfolio_monthly does not exist yet: run `abaco run` first")
-            return EXIT_REJECTED
-    if frame.height == 0:
-        click.echo(f"no KPI row{' for ' + month if month else ''}")
-        return EXIT_REJECTED
-    row = frame.row(0, named=True)
-    click.echo(f"\nportfolio KPIs, month_end {row['month_end']}:")
-    columns = [c for c in frame.columns if c != "month_end"] if every_column else HEADLINE_KPIS
-    for name in columns:
-        click.echo(f"  {name:<22} {_format_kpi(name, row.get(name))}")
-    return EXIT_OK
-
-
-def _format_kpi(name: str, value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        return f"{value:,}"
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    is_ratio = name.startswith("par") or name.endswith(("_rate", "_ratio", "_apr", "concentration", "_12m")) or name == "hhi"
-    return f"{number:.4%}" if is_ratio else f"{number:,.2f}"
+        table = read_kpi_table(data_dir / "warehouse.duckdb", month=month, segment=segment, columns=columns)
+    except KpiTableError as exc:
+        click.echo(str(exc))
+        return exc.exit_code
+    click.echo("")
+    click.echo(table.render())
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from abaco_assets.defs.ingest.raw_assets import ingest_assets
 from abaco_assets.defs.ingest.sensors import ingest_sensors
 from abaco_assets.defs.metrics.python_metrics import metric_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
+from abaco_assets.defs.reporting.board_pack import reporting_assets
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.automation import transform_automation_sensor
@@ -41,17 +42,24 @@ INGEST_JOBS = {
 
 transform_job = dg.define_asset_job(
     name="transform_job",
-    selection=dg.AssetSelection.groups("staging", "marts", "metrics", "compliance")
+    selection=dg.AssetSelection.groups("staging", "marts", "metrics", "compliance", "reporting")
     | dg.AssetSelection.checks(*reconciliation_checks),
     description="Reconcile the feeds, rebuild staging, intermediate models and the KPI marts from the "
-    "accepted deliveries, then the Python metrics.",
+    "accepted deliveries, then the Python metrics, the audit table and the board pack.",
+    tags=k8s_run_tags("transform"),
+)
+
+reporting_job = dg.define_asset_job(
+    name="reporting_job",
+    selection=dg.AssetSelection.groups("reporting"),
+    description="Rebuild the board pack (HTML per month_end, PDF of the latest) from the current marts.",
     tags=k8s_run_tags("transform"),
 )
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, abaco_dbt_models, *metric_assets, audit_log],
+    assets=[*ingest_assets, abaco_dbt_models, *metric_assets, audit_log, *reporting_assets],
     asset_checks=[*reconciliation_checks, *freshness_checks],
-    jobs=[*INGEST_JOBS.values(), transform_job, freshness_job],
+    jobs=[*INGEST_JOBS.values(), transform_job, reporting_job, freshness_job],
     sensors=[freshness_sla_sensor, launch_guard_sensor, *ingest_sensors, transform_automation_sensor],
     resources={
         "settings": AbacoSettings(),

@@ -15,6 +15,7 @@ import polars as pl
 from abaco_assets.lib.cashflow import measure_assumptions, project_cashflows
 from abaco_assets.lib.covenants import borrowing_base, covenant_guardrails
 from abaco_assets.lib.credit_loss import expected_credit_loss
+from abaco_assets.lib.metric_store import metadata_for_model, metadata_for_models
 from abaco_assets.warehouse import Warehouse
 
 PANEL = dg.AssetKey(["intermediate", "int_loan_month_panel"])
@@ -71,6 +72,7 @@ def _write(context: dg.AssetExecutionContext, warehouse: Warehouse, name: str, f
 @dg.asset(
     key=CASHFLOW,
     deps=[PANEL, PAYMENTS, SCHEDULE],
+    metadata=metadata_for_model("metric_cashflow_projection"),
     group_name="metrics",
     kinds={"python", "duckdb"},
     owners=["team:finance"],
@@ -107,6 +109,7 @@ def metric_cashflow_projection(context: dg.AssetExecutionContext, warehouse: War
 @dg.asset(
     key=ECL,
     deps=[PANEL, CASHFLOW],
+    metadata=metadata_for_model("metric_expected_credit_loss"),
     group_name="metrics",
     kinds={"python", "duckdb"},
     owners=["team:risk"],
@@ -165,6 +168,7 @@ from marts.kpi_portfolio_monthly
 @dg.asset(
     key=COVENANTS,
     deps=[KPI_MONTHLY, PANEL],
+    metadata=metadata_for_models(["metric_covenants", "metric_borrowing_base"]),
     group_name="metrics",
     kinds={"python", "duckdb"},
     owners=["team:finance"],

@@ -21,7 +21,9 @@ import click
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The run's full event log is in the Dagster instance (and `dagster dev`); the terminal gets warnings only.
-QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# JSON lines go to $ABACO_DATA/logs/abaco.jsonl only, so the CLI summary stays readable.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}},
+                             "json": {"config": {"stdout": False}}}}
 
 
 class UserError(click.ClickException):
@@ -272,6 +274,39 @@ def shadow(reference: Path, mapping: Path, data_option: Path | None, out: Path |
     sys.exit(_guarded(_shadow))
 
 
+@main.command()
+@click.argument("target")
+@click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def lineage(target: str, data_option: Path | None, as_json: bool) -> None:
+    """Where a KPI comes from: raw files (sha256), contract versions, runs and code revision.
+
+    \b
+    Example:
+      abaco lineage kpi_portfolio_monthly.opb
+    """
+
+    def _lineage() -> int:
+        data_dir = _data_dir(str(data_option) if data_option else None)
+        _prepare_environment(data_dir, None)
+        from abaco_assets.lib.dbt_manifest import ensure_manifest
+
+        ensure_manifest(data_dir)
+        import dagster as dg
+
+        from abaco_assets.definitions import defs
+        from abaco_assets.defs.observability.lineage_command import LineageError, lineage_report
+
+        try:
+            report = lineage_report(target, defs, dg.DagsterInstance.get(), data_dir)
+        except LineageError as error:
+            raise UserError(str(error))
+        click.echo(json.dumps(report.to_dict(), indent=1) if as_json else report.render())
+        return EXIT_OK
+
+    sys.exit(_guarded(_lineage))
+
+
 @main.group()
 def audit() -> None:
     """The append-only audit trail of dataset reads and writes ($ABACO_DATA/audit)."""
@@ -400,7 +435,20 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         if needs_processing(load_catalog(zones, source, day), version_id, force):
             to_process.setdefault(source, []).append(day)
 
+    from abaco_assets.defs.observability import observe_run
+    from abaco_assets.lib.json_logs import new_request_id
+
+    request_id = new_request_id()
     instance = dg.DagsterInstance.get()
+
+    def observe(result) -> None:
+        """Lineage events and alerts for a finished run (never fails the command)."""
+        observation = observe_run(instance, result.run_id, defs, log_to_stdout=False)
+        for error in observation.errors:
+            click.echo(f"  observability: {error}", err=True)
+        for alert in observation.alerts_sent:
+            click.echo(f"  ALERT {alert.title} -> {alert.runbook_url}")
+
     failed_checks: list[str] = []
     warned_checks: list[str] = []
     failed_runs: list[str] = []
@@ -415,13 +463,14 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
             job = defs.resolve_job_def(INGEST_JOBS[source].name)
             tags = {"dagster/asset_partition_range_start": date_range.start.isoformat(),
                     "dagster/asset_partition_range_end": date_range.end.isoformat(),
-                    "abaco/trigger": "cli"}
+                    "abaco/trigger": "cli", "abaco/request_id": request_id}
             result = job.execute_in_process(
                 instance=instance, tags=tags, raise_on_error=False,
                 run_config={"ops": {f"ingest_{source}": {"config": {"force": force}}}, **QUIET_CONSOLE},
             )
             click.echo(f"  run {result.run_id[:8]} ingest {source} {date_range.start}..{date_range.end} "
                        f"({date_range.days} days): {'ok' if result.success else 'FAILED'}")
+            observe(result)
             run_errors = _failed_checks(result, "ERROR")
             failed_checks += run_errors
             warned_checks += _failed_checks(result, "WARN")
@@ -450,9 +499,11 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         # dbt's own console output goes to a file; the run's events are in the Dagster instance.
         with dbt_log.open("w") as sink, contextlib.redirect_stdout(sink):
             result = defs.resolve_job_def("transform_job").execute_in_process(
-                instance=instance, raise_on_error=False, tags={"abaco/trigger": "cli"}, run_config=QUIET_CONSOLE)
+                instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
+                tags={"abaco/trigger": "cli", "abaco/request_id": request_id})
         click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'} "
                    f"(dbt log: {dbt_log})")
+        observe(result)
         run_errors = _failed_checks(result, "ERROR")
         failed_checks += run_errors
         warned_checks += _failed_checks(result, "WARN")

@@ -12,6 +12,7 @@ from dagster_dbt import DbtCliResource
 from abaco_assets.defs.compliance.audit_table import audit_log
 from abaco_assets.defs.compliance.launch_guard import launch_guard_sensor
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
+from abaco_assets.defs.observability import observability_loggers, observability_sensors
 from abaco_assets.defs.ingest.sensors import ingest_sensors
 from abaco_assets.defs.metrics.python_metrics import metric_assets
 from abaco_assets.defs.partitions import delivery_date_partitions
@@ -60,7 +61,9 @@ defs = dg.Definitions(
     assets=[*ingest_assets, abaco_dbt_models, *metric_assets, audit_log, *reporting_assets],
     asset_checks=[*reconciliation_checks, *freshness_checks],
     jobs=[*INGEST_JOBS.values(), transform_job, reporting_job, freshness_job],
-    sensors=[freshness_sla_sensor, launch_guard_sensor, *ingest_sensors, transform_automation_sensor],
+    sensors=[freshness_sla_sensor, launch_guard_sensor, *ingest_sensors, transform_automation_sensor,
+             *observability_sensors],
+    loggers=observability_loggers,
     resources={
         "settings": AbacoSettings(),
         "warehouse": Warehouse(),

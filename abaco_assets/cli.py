@@ -166,7 +166,13 @@ def run(landing: str | None, data_option: Path | None, force: bool, sources: tup
 @click.option("--months", default=12, show_default=True, type=click.IntRange(1, 120))
 @click.option("--seed", default=7, show_default=True, type=int)
 def demo(loans: int, months: int, seed: int) -> None:
-    """Generate sample data into the data folder, run the whole graph and print the KPIs."""
+    """Generate sample data into the data folder, run the whole graph and print the KPIs.
+
+    \b
+    Example:
+      ABACO_DATA=/tmp/abaco abaco demo --loans 2000 --months 12
+    The landing tree goes to $ABACO_LANDING (default $ABACO_DATA/landing) unless it already has files.
+    """
 
     def _demo() -> int:
         from abaco_assets.lib.generator import generate_landing
@@ -245,13 +251,13 @@ def contracts_diff(table: str, old_version: str, new_version: str) -> None:
 @main.command()
 @click.option("--reference", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Legacy or Cascade-side KPI export (CSV: month_end + KPI columns).")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=REPO_ROOT / "docs" / "shadow-mapping.example.yaml", show_default=True,
-              help="YAML mapping their column names to ours, with tolerances.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML mapping their column names to ours, with tolerances "
+                   "(default: docs/shadow-mapping.example.yaml of the checkout).")
 @click.option("--data", "data_option", type=click.Path(path_type=Path), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write the difference report (default $ABACO_DATA/reports/shadow).")
-def shadow(reference: Path, mapping: Path, data_option: Path | None, out: Path | None) -> None:
+def shadow(reference: Path, mapping: Path | None, data_option: Path | None, out: Path | None) -> None:
     """Shadow run for the cut-over: compare marts.kpi_portfolio_monthly with a reference export.
 
     \b
@@ -267,7 +273,8 @@ def shadow(reference: Path, mapping: Path, data_option: Path | None, out: Path |
         data_dir = _data_dir(str(data_option) if data_option else None)
         os.environ["ABACO_DATA"] = str(data_dir)
         ours = Warehouse().read_sql("select * from marts.kpi_portfolio_monthly")
-        report = run_shadow(ours, reference, mapping, out or data_dir / "reports" / "shadow")
+        report = run_shadow(ours, reference, mapping or REPO_ROOT / "docs" / "shadow-mapping.example.yaml",
+                            out or data_dir / "reports" / "shadow")
         click.echo(report.markdown())
         return EXIT_OK if report.ok else EXIT_REJECTED
 

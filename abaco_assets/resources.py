@@ -16,6 +16,8 @@ from pathlib import Path
 import dagster as dg
 
 from abaco_assets.lib.deliveries import Zones
+from abaco_assets.lib.sensor_cursor import DEFAULT_LOOKBACK_SECONDS
+from abaco_assets.lib.storage import LandingStore, is_object_url, landing_store_at
 
 DEFAULT_DATA_DIR = "./data"
 
@@ -29,16 +31,41 @@ def landing_from_env() -> Path:
     return Path(landing).resolve() if landing else data_dir_from_env() / "landing"
 
 
+def landing_location_from_env() -> str:
+    """ABACO_LANDING as given when it is an s3:// or gs:// URL, else the resolved folder."""
+    landing = os.environ.get("ABACO_LANDING", "")
+    return landing if is_object_url(landing) else str(landing_from_env())
+
+
+def zones_from_env(data_dir: Path, raw_root: str = "", quarantine_root: str = "") -> Zones:
+    """The zones under ``data_dir``, with raw and quarantine where ABACO_RAW_ROOT / ABACO_QUARANTINE_ROOT
+    say (a folder, s3://bucket/prefix or gs://bucket/prefix); typed, catalog and logs stay local."""
+    return Zones(data_dir, raw_root=raw_root or os.environ.get("ABACO_RAW_ROOT", ""),
+                 quarantine_root=quarantine_root or os.environ.get("ABACO_QUARANTINE_ROOT", ""))
+
+
 class AbacoSettings(dg.ConfigurableResource):
     """Folders of the platform. Empty fields fall back to the environment."""
 
-    landing_root: str = ""
+    landing_root: str = ""  # a folder, s3://bucket/prefix or gs://bucket/prefix
     data_dir: str = ""
+    raw_root: str = ""  # default $ABACO_RAW_ROOT, else <data_dir>/raw
+    quarantine_root: str = ""  # default $ABACO_QUARANTINE_ROOT, else <data_dir>/quarantine
+    landing_lookback_seconds: int = DEFAULT_LOOKBACK_SECONDS  # landing sensors' window (sensor_cursor)
     environment: str = ""
     reconciliation_severity: str = ""
 
     def landing(self) -> Path:
+        """The landing folder (local backend only; see ``landing_store`` for any backend)."""
         return Path(self.landing_root).resolve() if self.landing_root else landing_from_env()
+
+    def landing_location(self) -> str:
+        if self.landing_root:
+            return self.landing_root if is_object_url(self.landing_root) else str(Path(self.landing_root).resolve())
+        return landing_location_from_env()
+
+    def landing_store(self) -> LandingStore:
+        return landing_store_at(self.landing_location())
 
     def data(self) -> Path:
         return Path(self.data_dir).resolve() if self.data_dir else data_dir_from_env()
@@ -69,7 +96,7 @@ class AbacoSettings(dg.ConfigurableResource):
                                 partition=partition, rows=rows, content_hash=content_hash, detail=detail)
 
     def zones(self) -> Zones:
-        return Zones(self.data())
+        return zones_from_env(self.data(), self.raw_root, self.quarantine_root)
 
     def pii_hmac_key(self) -> bytes:
         """The PII hashing key: ABACO_PII_HMAC_KEY, else (local only) a random key kept in the secure zone."""

@@ -810,7 +810,7 @@ def _credit_loss(data: BoardData) -> str:
         f"<tr{bold if row['scope'] == 'book' else ''}>"
         f"<td>{_escape('Book' if row['scope'] == 'book' else row['segment'])}</td>"
         f"<td>{format_usd(row['ead'])}</td><td>{format_usd(row['ecl'])}</td>"
-        f"<td>{format_percent(None if not row['ead'] else float(row['ecl']) / float(row['ead']))}</td>"
+        f"<td>{format_percent(None if not row['ead'] or row['ecl'] is None else float(row['ecl']) / float(row['ead']))}</td>"
         f"<td>{format_usd(row['par30_amount'])}</td><td>{format_percent(row['coverage'], 1)}</td></tr>"
         for row in rows)
     table = ("<table><thead><tr><th>Segment</th><th>EAD</th><th>ECL</th><th>ECL / EAD</th><th>PAR30 balance</th>"

@@ -24,24 +24,27 @@ from contracts.registry import CONTRACT_VERSIONS, tables_of
 from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.landing import LandingFile
 from abaco_assets.lib.masking import hmac_column
-from abaco_assets.lib.storage import LocalZone, sha256_hex
+from abaco_assets.lib.storage import LocalZone, Zone, sha256_hex, zone_at
 from abaco_assets.lib.tape_history import ERROR, RuleResult, completeness, history_consistency, opb_roll_forward
 from abaco_assets.lib.validation import TableValidation, Violation, validate_csv
 
 
 @dataclass(frozen=True)
 class Zones:
-    """The folders under ABACO_DATA, by role."""
+    """The zones by role: folders under ABACO_DATA, except raw and quarantine when given a root
+    of their own (a folder, s3:// or gs:// URL: the secure zone can live in a bucket)."""
 
     data_dir: Path
+    raw_root: str = ""
+    quarantine_root: str = ""
 
     @property
-    def raw(self) -> LocalZone:
-        return LocalZone(self.data_dir / "raw")
+    def raw(self) -> Zone:
+        return zone_at(self.raw_root) if self.raw_root else LocalZone(self.data_dir / "raw")
 
     @property
-    def quarantine(self) -> LocalZone:
-        return LocalZone(self.data_dir / "quarantine")
+    def quarantine(self) -> Zone:
+        return zone_at(self.quarantine_root) if self.quarantine_root else LocalZone(self.data_dir / "quarantine")
 
     @property
     def typed(self) -> LocalZone:
@@ -97,7 +100,8 @@ class DeliveryOutcome:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "DeliveryOutcome":
-        record = dict(record)
+        # a catalog entry also carries bookkeeping (processed_at, run_id) that is not part of the outcome
+        record = {name: value for name, value in record.items() if name in cls.__dataclass_fields__}
         record["delivery_date"] = dt.date.fromisoformat(record["delivery_date"])
         record["tables"] = {name: TableRecord(**table) for name, table in record["tables"].items()}
         return cls(**record)

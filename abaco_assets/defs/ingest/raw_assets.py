@@ -124,7 +124,7 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
         outcomes: list[DeliveryOutcome] = []
         for partition_key in context.partition_keys:
             delivery_date = dt.date.fromisoformat(partition_key)
-            scan = scan_landing(settings.landing(), source=source, delivery_date=delivery_date)
+            scan = scan_landing(settings.landing_store(), source=source, delivery_date=delivery_date)
             for skipped in scan.skipped:
                 context.log.warning(f"skipped landing key {skipped.key}: {skipped.reason}")
             if not scan.files:
@@ -140,7 +140,7 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
             outcomes.append(outcome)
         if not outcomes:
             raise dg.Failure(
-                f"No {source} delivery found under {settings.landing() / source} for "
+                f"No {source} delivery found under {settings.landing_store().locate(source)} for "
                 f"{', '.join(context.partition_keys[:3])}{'...' if len(context.partition_keys) > 3 else ''}",
             )
         for table in tables:

@@ -8,7 +8,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
@@ -16,6 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from abaco_assets.defs.transform.automation import downstream_of_raw
 from abaco_assets.lib.deliveries import ensure_schema_files
 from abaco_assets.lib.faults import fault_point
+from abaco_assets.lib.metric_store import metadata_for_model
 from abaco_assets.lib.run_plan import in_force_fingerprint
 from contracts.registry import CONTRACT_VERSIONS
 from abaco_assets.resources import AbacoSettings
@@ -25,7 +26,12 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
 
-_LAYER_GROUP = {"staging": "staging", "intermediate": "staging", "marts": "marts"}
+_LAYER_GROUP = {"staging": "staging", "intermediate": "staging", "marts": "marts", "departments": "marts"}
+_OWNERS_BY_PREFIX = (
+    ("kpi_roll_rates", ["team:risk"]), ("kpi_vintage_curves", ["team:risk"]),
+    ("kpi_portfolio", ["team:finance", "team:risk"]), ("risk_", ["team:risk"]),
+    ("collections_", ["team:collections"]), ("finance_", ["team:finance"]), ("board_", ["team:board"]),
+)
 
 
 class AbacoDbtTranslator(DagsterDbtTranslator):
@@ -34,8 +40,22 @@ class AbacoDbtTranslator(DagsterDbtTranslator):
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
-        layer = dbt_resource_props["fqn"][1] if len(dbt_resource_props["fqn"]) > 2 else "marts"
+        # keyed by the schema the table lives in (department models are folders of their own in schema marts)
+        layer = dbt_resource_props.get("config", {}).get("schema") or (
+            dbt_resource_props["fqn"][1] if len(dbt_resource_props["fqn"]) > 2 else "marts")
         return dg.AssetKey([layer, dbt_resource_props["name"]])
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The metric store's entries (formula, owner, grain, SLA) for the KPIs a model computes."""
+        return {**super().get_metadata(dbt_resource_props), **metadata_for_model(dbt_resource_props["name"])}
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        """The department that owns each table (the KPI catalog's owner column), platform for the plumbing."""
+        name = dbt_resource_props["name"]
+        for prefix, owners in _OWNERS_BY_PREFIX:
+            if name.startswith(prefix):
+                return owners
+        return ["team:data-platform"]
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])

@@ -15,7 +15,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import polars as pl
 
@@ -24,6 +24,7 @@ from contracts.registry import CONTRACT_VERSIONS, tables_of
 from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.landing import LandingFile
 from abaco_assets.lib.masking import hmac_column
+from abaco_assets.lib.pii_detect import scan_text_columns
 from abaco_assets.lib.storage import LocalZone, Zone, sha256_hex, zone_at
 from abaco_assets.lib.tape_history import ERROR, RuleResult, completeness, history_consistency, opb_roll_forward
 from abaco_assets.lib.validation import TableValidation, Violation, validate_csv
@@ -84,6 +85,7 @@ class DeliveryOutcome:
     superseded: list[dict[str, Any]] = field(default_factory=list)
     violations: list[dict[str, Any]] = field(default_factory=list)  # masked samples
     rules: list[dict[str, Any]] = field(default_factory=list)  # tape-to-tape rules (tape_history)
+    pii_findings: list[dict[str, Any]] = field(default_factory=list)  # undeclared PII (counts, no values)
     in_force: str | None = None
     previously_processed: bool = False
     message: str = ""
@@ -172,9 +174,16 @@ def process_delivery(
     run_id: str,
     containers: list[LandingFile] = (),
     force: bool = False,
+    audit: Callable[..., None] | None = None,
 ) -> DeliveryOutcome:
-    """Copy to raw, validate, then promote to typed or quarantine. Idempotent per version."""
+    """Copy to raw, validate, then promote to typed or quarantine. Idempotent per version.
+
+    ``audit(action=..., dataset=..., partition=..., rows=..., content_hash=..., detail=...)`` is
+    called for every dataset read and write (landing reads, raw copies, quarantine, typed Parquet).
+    """
+    audit = audit or (lambda **_: None)
     source, delivery_date = files[0].source, files[0].delivery_date
+    partition = delivery_date.isoformat()
     newest, superseded = choose_versions(files)
     payloads: dict[str, bytes] = {}
     records: dict[str, TableRecord] = {}
@@ -183,11 +192,16 @@ def process_delivery(
         zones.raw.put_once(f"cascade/_zip/{delivery_date.isoformat()}/{sha256_hex(data)}.zip", data)
     for item in superseded:
         data = item.read()
-        zones.raw.put_once(raw_key(item, sha256_hex(data)), data)
+        if zones.raw.put_once(raw_key(item, sha256_hex(data)), data):
+            audit(action="write", dataset=f"raw/{source}/{item.table}", partition=partition,
+                  content_hash=sha256_hex(data), detail=f"superseded version {item.key}")
     for table, item in newest.items():
         data = item.read()
         sha = sha256_hex(data)
-        zones.raw.put_once(raw_key(item, sha), data)
+        audit(action="read", dataset=f"landing/{source}/{table}", partition=partition, content_hash=sha,
+              detail=item.key)
+        if zones.raw.put_once(raw_key(item, sha), data):
+            audit(action="write", dataset=f"raw/{source}/{table}", partition=partition, content_hash=sha)
         payloads[table] = data
         records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
     fault_point("after_raw_copy")
@@ -241,8 +255,13 @@ def process_delivery(
         for table, record in records.items():
             _quarantine(zones, source, table, delivery_date, record, payloads[table], validations[table],
                         cross_by_table.get(table, []), outcome.message)
+            audit(action="quarantine", dataset=f"quarantine/{source}/{table}", partition=partition,
+                  content_hash=record.sha256, detail=outcome.message[:200])
     elif outcome.status == "accepted":
-        _promote(zones, source, delivery_date, validations, pii_key)
+        outcome.pii_findings = _undeclared_pii(validations)
+        for table, rows, digest in _promote(zones, source, delivery_date, validations, pii_key):
+            audit(action="write", dataset=f"typed/{source}/{table}", partition=partition, rows=rows,
+                  content_hash=digest)
         catalog["in_force"] = version_id
     outcome.in_force = catalog["in_force"]
     record = outcome.to_record()
@@ -299,7 +318,7 @@ def _quarantine(zones: Zones, source: str, table: str, delivery_date: dt.date, r
 
 
 def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dict[str, TableValidation],
-             pii_key: bytes) -> None:
+             pii_key: bytes) -> Iterator[tuple[str, int, str]]:
     """Write the masked, typed Parquet of every table of the delivery (zero rows for an absent optional one)."""
     for table in tables_of(source):
         contract = CONTRACT_VERSIONS[(source, table)][-1]
@@ -309,7 +328,22 @@ def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dic
         else:
             frame = mask_frame(validation.frame, validation.contract, pii_key)
             frame = frame.select(pl.lit(delivery_date).alias("delivery_date"), pl.all())
-        zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", _parquet_bytes(frame))
+        data = _parquet_bytes(frame)
+        zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", data)
+        yield table, frame.height, sha256_hex(data)
+
+
+def _undeclared_pii(validations: dict[str, TableValidation]) -> list[dict[str, Any]]:
+    """PII-looking values in text columns the contract does not declare as PII (counts only, no values)."""
+    findings = []
+    for table, validation in validations.items():
+        if validation.frame is None:
+            continue
+        text_columns = [spec.name for spec in column_specs(validation.contract)
+                        if spec.kind == "string" and not spec.pii]
+        for finding in scan_text_columns(validation.frame, text_columns):
+            findings.append({"table": table, **finding.as_record()})
+    return findings
 
 
 def mask_frame(frame: pl.DataFrame, contract, pii_key: bytes) -> pl.DataFrame:

@@ -54,3 +54,29 @@ def test_detector_flags_undeclared_pii_without_returning_values():
     assert found == {("industry", "email"): 1, ("region", "phone"): 1, ("kam_id", "person_name"): 1,
                      ("kam_id", "tax_id"): 1}
     assert "maria" not in str([f.as_record() for f in scan_text_columns(frame, ["industry"])])
+
+
+def test_ingestion_audits_every_write_and_flags_undeclared_pii(tmp_path):
+    import datetime as dt
+
+    from abaco_assets.lib.deliveries import Zones, process_delivery
+    from abaco_assets.lib.landing import scan_landing
+    from abaco_assets_tests.fixtures.landing_writer import customer, loan, write_tape
+
+    landing = tmp_path / "landing"
+    write_tape(landing, dt.date(2026, 1, 31), {
+        "loan_data": [loan("L1", "C1")],
+        "customer_data": [customer("C1", industry="ask ana.perez@example.com")],
+        "payment_schedule": [], "historic_real_payment": []})
+    log = AuditLog(tmp_path / "audit")
+    records = []
+    outcome = process_delivery(scan_landing(landing).files, zones=Zones(tmp_path / "data"), pii_key=b"k",
+                               run_id="r", audit=lambda **r: records.append(log.record(CTX, **r)))
+    assert outcome.accepted
+    assert outcome.pii_findings == [{"table": "customer_data", "column": "industry", "kind": "email", "rows": 1,
+                                     "share": 1.0}]
+    written = {(r["action"], r["dataset"]) for r in records}
+    assert ("write", "raw/cascade/loan_data") in written and ("write", "typed/cascade/customer_data") in written
+    assert ("read", "landing/cascade/loan_data") in written
+    assert all(r["partition"] == "2026-01-31" and r["content_hash"] for r in records)
+    assert log.verify()[0]

@@ -63,7 +63,7 @@ def _asset_spec(source: str, table: str) -> dg.AssetSpec:
         group_name="ingest",
         description=(
             f"{contract.title} as delivered by '{source}': original bytes kept write-once in "
-            f"raw/{source}/{table}/<date>/<sha256>, validated against {contract.contract_id()}, "
+            f"`raw/{source}/{table}/<date>/<sha256>`, validated against {contract.contract_id()}, "
             "promoted as typed, PII-masked Parquet."
         ),
         kinds={"csv", "parquet"},
@@ -111,6 +111,13 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
                 ),
             )
             for table in tables
+        ] + [
+            dg.AssetCheckSpec(
+                "undeclared_pii", asset=dg.AssetKey(["raw", source, table]),
+                description="WARN: a text column the contract does not declare PII holds e-mails, phones, "
+                            "NIT/DUI tax ids or person names (offline patterns; counts only, never the values)",
+            )
+            for table in tables
         ] + (TAPE_HISTORY_CHECKS if source == "cascade" else []),
         partitions_def=delivery_date_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -130,7 +137,8 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
             if not scan.files:
                 continue
             outcome = process_delivery(scan.files, zones=zones, pii_key=pii_key, run_id=context.run_id,
-                                       containers=scan.containers, force=config.force)
+                                       containers=scan.containers, force=config.force,
+                                       audit=lambda **record: settings.audit(context, **record))
             artifact = _write_validation_artifact(settings, context.run_id, outcome)
             verdict = "(already processed) " if outcome.previously_processed else ""
             if outcome.accepted:
@@ -182,6 +190,15 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
             )
         if source == "cascade":
             yield from _tape_history_check_results(outcomes)
+        for table in tables:
+            findings = [dict(f, date=o.delivery_date.isoformat()) for o in outcomes for f in o.pii_findings
+                        if f["table"] == table]
+            yield dg.AssetCheckResult(
+                asset_key=dg.AssetKey(["raw", source, table]), check_name="undeclared_pii", passed=not findings,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"findings": dg.MetadataValue.json(findings[:MAX_VIOLATIONS_IN_METADATA]),
+                          "remediation": "Declare the column PII in its contract (pii='hash' or 'drop') or ask "
+                                         "the source to stop sending personal data in it."})
 
 
     return ingest

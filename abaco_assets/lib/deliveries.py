@@ -86,6 +86,7 @@ class DeliveryOutcome:
     violations: list[dict[str, Any]] = field(default_factory=list)  # masked samples
     rules: list[dict[str, Any]] = field(default_factory=list)  # tape-to-tape rules (tape_history)
     pii_findings: list[dict[str, Any]] = field(default_factory=list)  # undeclared PII (counts, no values)
+    masked_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # first rows, for debugging
     in_force: str | None = None
     previously_processed: bool = False
     message: str = ""
@@ -259,7 +260,8 @@ def process_delivery(
                   content_hash=record.sha256, detail=outcome.message[:200])
     elif outcome.status == "accepted":
         outcome.pii_findings = _undeclared_pii(validations)
-        for table, rows, digest in _promote(zones, source, delivery_date, validations, pii_key):
+        for table, rows, digest, sample in _promote(zones, source, delivery_date, validations, pii_key):
+            outcome.masked_samples[table] = sample
             audit(action="write", dataset=f"typed/{source}/{table}", partition=partition, rows=rows,
                   content_hash=digest)
         catalog["in_force"] = version_id
@@ -318,7 +320,7 @@ def _quarantine(zones: Zones, source: str, table: str, delivery_date: dt.date, r
 
 
 def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dict[str, TableValidation],
-             pii_key: bytes) -> Iterator[tuple[str, int, str]]:
+             pii_key: bytes) -> Iterator[tuple[str, int, str, list[dict[str, Any]]]]:
     """Write the masked, typed Parquet of every table of the delivery (zero rows for an absent optional one)."""
     for table in tables_of(source):
         contract = CONTRACT_VERSIONS[(source, table)][-1]
@@ -330,7 +332,16 @@ def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dic
             frame = frame.select(pl.lit(delivery_date).alias("delivery_date"), pl.all())
         data = _parquet_bytes(frame)
         zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", data)
-        yield table, frame.height, sha256_hex(data)
+        yield table, frame.height, sha256_hex(data), _sample(frame)
+
+
+SAMPLE_ROWS = 5
+
+
+def _sample(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """The first rows of the masked, typed frame (safe outside the secure zone) as JSON-ready dicts."""
+    return [{k: (v if isinstance(v, (int, float, bool, type(None))) else str(v)) for k, v in row.items()}
+            for row in frame.head(SAMPLE_ROWS).iter_rows(named=True)]
 
 
 def _undeclared_pii(validations: dict[str, TableValidation]) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ fingerprints and missing sections as metadata.
 
 import datetime as dt
 
+import hashlib
+
 import dagster as dg
 
 from abaco_assets.lib.board_pack import available_month_ends, write_board_pack
@@ -82,6 +84,13 @@ def board_pack(context: dg.AssetExecutionContext, config: BoardPackConfig,
         result = write_board_pack(warehouse, data_dir / "reports", month_end, pdf=config.pdf and month_end == latest,
                                   code_revision=revision, run_id=context.run.run_id)
         results.append(result)
+        settings.audit(context, action="read", dataset="marts/kpi_portfolio_monthly", partition=month_end.isoformat(),
+                       content_hash=result.data_fingerprint, detail="board pack inputs (marts and metrics)")
+        for report in (result.html_path, result.pdf_path):
+            if report is not None:
+                settings.audit(context, action="write", dataset=f"reports/{report.name}",
+                               partition=month_end.isoformat(),
+                               content_hash=hashlib.sha256(report.read_bytes()).hexdigest())
         if result.pdf_note:
             context.log.info(result.pdf_note)
     newest = results[-1]

@@ -121,6 +121,17 @@ def _table_of(event: dg.Output) -> str:
 
 
 @functools.cache
+def _column_descriptions() -> dict[str, dict[str, str]]:
+    """schema.table -> column -> description, from the dbt YAML (so the UI shows types *and* meaning)."""
+    found = {}
+    for node in _manifest_nodes().values():
+        if node.get("resource_type") == "model":
+            found[f"{node['schema']}.{node.get('alias') or node['name']}"] = {
+                name: column.get("description") or "" for name, column in node.get("columns", {}).items()}
+    return found
+
+
+@functools.cache
 def _manifest_nodes() -> dict:
     return json.loads(Path(dbt_project.manifest_path).read_text())["nodes"]
 
@@ -140,6 +151,11 @@ def describe_tables(warehouse: Path, tables: list[str]) -> dict[str, dict]:
             except duckdb.Error:
                 continue
             entry: dict = {"dagster/row_count": int(rows), "content_hash": f"{digest & (2**64 - 1):016x}"}
+            described = {column: text for column, text in _column_descriptions().get(table, {}).items()}
+            entry["dagster/column_schema"] = dg.TableSchema(columns=[
+                dg.TableColumn(name, str(kind), description=described.get(name))
+                for name, kind, *_ in con.execute(f"describe {table}").fetchall()
+            ])
             if table.startswith("marts.kpi_") and rows:
                 preview = con.sql(f"select * from {table} where month_end = (select max(month_end) from {table}) "
                                   f"order by all limit {PREVIEW_ROWS}").pl()

@@ -11,6 +11,7 @@ import json
 import dagster as dg
 
 from abaco_assets.lib.deliveries import accepted_dates
+from abaco_assets.lib.markdown import markdown_table
 from abaco_assets.lib.reconciliation import Reconciliation, collections_vs_cascade, delinquency_vs_cascade
 from abaco_assets.resources import AbacoSettings
 
@@ -41,16 +42,11 @@ def _result(context, settings: AbacoSettings, recon: Reconciliation) -> dg.Asset
             "checked_dates": recon.checked_dates,
             "pending_dates": recon.pending_dates,
             "breaks": recon.breaks.height,
-            "diff_sample": dg.MetadataValue.md(_markdown(sample)) if sample.height else "none",
+            "diff_sample": dg.MetadataValue.md(markdown_table(sample)) if sample.height else "none",
             "diff_artifact": dg.MetadataValue.path(artifact),
             "remediation": "docs: compare the feed with the tape for the listed loans; re-send the wrong file",
         },
     )
-
-
-def _markdown(frame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n| " + " | ".join("---" for _ in frame.columns) + " |\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
 
 
 @dg.asset_check(

@@ -15,6 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from abaco_assets.defs.transform.automation import downstream_of_raw
 from abaco_assets.lib.deliveries import ensure_schema_files
+from abaco_assets.lib.markdown import markdown_table
 from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.metric_store import metadata_for_model
 from abaco_assets.lib.run_plan import in_force_fingerprint
@@ -159,15 +160,6 @@ def describe_tables(warehouse: Path, tables: list[str]) -> dict[str, dict]:
             if table.startswith("marts.kpi_") and rows:
                 preview = con.sql(f"select * from {table} where month_end = (select max(month_end) from {table}) "
                                   f"order by all limit {PREVIEW_ROWS}").pl()
-                entry["preview_latest_month"] = dg.MetadataValue.md(_markdown(preview))
+                entry["preview_latest_month"] = dg.MetadataValue.md(markdown_table(preview))
             facts[table] = entry
     return facts
-
-
-def _markdown(frame) -> str:
-    def cell(value) -> str:
-        return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * frame.width]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join(lines)

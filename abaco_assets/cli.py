@@ -50,7 +50,7 @@ def _prepare_environment(data_dir: Path, landing: Path | None) -> None:
         shutil.copyfile(project_yaml, dagster_home / "dagster.yaml")
 
 
-def _data_dir(option: str | None) -> Path:
+def _data_dir(option: str | Path | None) -> Path:
     from abaco_assets.resources import data_dir_from_env
 
     return Path(option).resolve() if option else data_dir_from_env()
@@ -199,7 +199,7 @@ def kpis(data_option: Path | None, month: str | None, segment: str | None) -> No
       abaco kpis
       abaco kpis --month 2026-09 --segment Top
     """
-    data_dir = _data_dir(str(data_option) if data_option else None)
+    data_dir = _data_dir(data_option)
     sys.exit(_guarded(lambda: _print_kpis(data_dir, month, segment=segment)))
 
 
@@ -270,7 +270,7 @@ def shadow(reference: Path, mapping: Path | None, data_option: Path | None, out:
         from abaco_assets.lib.shadow import run_shadow
         from abaco_assets.warehouse import Warehouse
 
-        data_dir = _data_dir(str(data_option) if data_option else None)
+        data_dir = _data_dir(data_option)
         os.environ["ABACO_DATA"] = str(data_dir)
         ours = Warehouse().read_sql("select * from marts.kpi_portfolio_monthly")
         report = run_shadow(ours, reference, mapping or REPO_ROOT / "docs" / "shadow-mapping.example.yaml",
@@ -294,7 +294,7 @@ def lineage(target: str, data_option: Path | None, as_json: bool) -> None:
     """
 
     def _lineage() -> int:
-        data_dir = _data_dir(str(data_option) if data_option else None)
+        data_dir = _data_dir(data_option)
         _prepare_environment(data_dir, None)
         from abaco_assets.lib.dbt_manifest import ensure_manifest
 
@@ -330,7 +330,7 @@ def audit_verify(data_option: Path | None) -> None:
     """
     from abaco_assets.lib.audit import AuditLog
 
-    ok, message = AuditLog(_data_dir(str(data_option) if data_option else None) / "audit").verify()
+    ok, message = AuditLog(_data_dir(data_option) / "audit").verify()
     click.echo(("OK: " if ok else "TAMPERED: ") + message)
     sys.exit(EXIT_OK if ok else EXIT_REJECTED)
 
@@ -347,7 +347,7 @@ def audit_who(dataset: str, data_option: Path | None) -> None:
     """
     from abaco_assets.lib.audit import AuditLog
 
-    entries = AuditLog(_data_dir(str(data_option) if data_option else None) / "audit").who(dataset)
+    entries = AuditLog(_data_dir(data_option) / "audit").who(dataset)
     if not entries:
         click.echo(f"no audit record for {dataset}")
     for entry in entries:
@@ -373,7 +373,7 @@ def retention(years: int | None, apply_: bool, data_option: Path | None) -> None
     """
     from abaco_assets.lib import retention as policy
 
-    data_dir = _data_dir(str(data_option) if data_option else None)
+    data_dir = _data_dir(data_option)
     entries = policy.expired(data_dir, years or policy.retention_years())
     for entry in entries:
         click.echo(f"{'deleting' if apply_ else 'would delete'} {entry.path} ({entry.reason})")

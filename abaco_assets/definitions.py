@@ -3,11 +3,7 @@
 Nothing heavy happens at import beyond reading the prepared dbt manifest.
 """
 
-import sys
-from pathlib import Path
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from abaco_assets.defs.compliance.audit_table import audit_log
 from abaco_assets.defs.compliance.launch_guard import launch_guard_sensor
@@ -20,13 +16,15 @@ from abaco_assets.defs.reporting.board_pack import reporting_assets
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
 from abaco_assets.defs.transform.automation import transform_automation_sensor
-from abaco_assets.defs.transform.dbt_models import abaco_dbt_models, dbt_project
+from abaco_assets.defs.transform.dbt_models import (
+    DBT_EXECUTABLE,
+    VenvDbtCliResource,
+    abaco_dbt_models,
+    dbt_project,
+)
 from abaco_assets.lib.k8s_run_config import k8s_run_tags
 from abaco_assets.resources import AbacoSettings
 from abaco_assets.warehouse import Warehouse
-
-# The dbt installed beside this interpreter (the project venv), whatever PATH says.
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 INGEST_JOBS = {
     source: dg.define_asset_job(
@@ -67,7 +65,7 @@ defs = dg.Definitions(
     resources={
         "settings": AbacoSettings(),
         "warehouse": Warehouse(),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": VenvDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     },
     executor=dg.in_process_executor,
 )

@@ -5,13 +5,16 @@ severity test fails the step and dbt skips the models built on it.
 """
 
 import functools
+import importlib.metadata
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from packaging import version
 
 from abaco_assets.defs.transform.automation import downstream_of_raw
 from abaco_assets.lib.deliveries import ensure_schema_files
@@ -26,6 +29,25 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
+
+# The dbt installed beside this interpreter (the project venv), whatever PATH says.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+class VenvDbtCliResource(DbtCliResource):
+    """dagster-dbt's resource for the dbt-core of this interpreter's environment.
+
+    dagster-dbt learns the dbt version by running ``dbt --version`` once per run (a second dbt
+    start-up, about 2 s); the executable here is the one installed beside this interpreter, so its
+    version is the installed dbt-core's.
+    """
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).resolve().parent != Path(sys.executable).resolve().parent:
+            return super()._cli_version
+        return version.parse(importlib.metadata.version("dbt-core"))
+
 
 _LAYER_GROUP = {"staging": "staging", "intermediate": "staging", "marts": "marts", "departments": "marts"}
 _OWNERS_BY_PREFIX = (
@@ -77,7 +99,7 @@ class AbacoDbtTranslator(DagsterDbtTranslator):
     op_tags={"domain": "transform"},
     pool="warehouse_writer",  # DuckDB takes one writer at a time
 )
-def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, settings: AbacoSettings):
+def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: VenvDbtCliResource, settings: AbacoSettings):
     # dbt reads ABACO_DATA through env_var() in profiles.yml and the sources.
     os.environ["ABACO_DATA"] = str(settings.data())
     ensure_schema_files(settings.zones())

@@ -279,10 +279,12 @@ def measure_assumptions(
     window = monthly_performance(panel.filter(in_window), principal_flows.filter(in_window)).filter(
         month_index("month_end").is_between(as_of_index - window_months + 1, as_of_index)
     )
-    start_opb = float(window.get_column("start_opb").sum())
-    default_principal = float(window.get_column("default_principal").sum())
-    prepaid_principal = float(window.get_column("prepaid_principal").sum())
-    prepay_base = float(window.get_column("prepay_base").sum())
+    # Money sums are kept to the cent: a float sum's last bits depend on the (parallel) order of
+    # its terms, and the same book must give the same assumptions on every rebuild.
+    start_opb = round(float(window.get_column("start_opb").sum()), 2)
+    default_principal = round(float(window.get_column("default_principal").sum()), 2)
+    prepaid_principal = round(float(window.get_column("prepaid_principal").sum()), 2)
+    prepay_base = round(float(window.get_column("prepay_base").sum()), 2)
     mdr = _ratio(default_principal, start_opb)
     smm = _ratio(prepaid_principal, prepay_base)
 
@@ -296,8 +298,8 @@ def measure_assumptions(
         .join(written_off.select("loan_id"), on="loan_id", how="semi")
         .get_column("recovered_amount").cast(pl.Float64).sum()
     )
-    written_off_amount = float(written_off.get_column("write_off_amount").sum())
-    recovered_amount = float(recovered or 0.0)
+    written_off_amount = round(float(written_off.get_column("write_off_amount").sum()), 2)
+    recovered_amount = round(float(recovered or 0.0), 2)
     if recovered_amount > 0 and written_off_amount > 0:
         severity = min(max(1.0 - recovered_amount / written_off_amount, 0.0), 1.0)
     else:

@@ -418,9 +418,15 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
     import dagster as dg
 
     from abaco_assets.definitions import INGEST_JOBS, defs
-    from abaco_assets.lib.deliveries import load_catalog, needs_processing
+    from abaco_assets.lib.deliveries import load_catalog, needs_processing, recorded_version
     from abaco_assets.lib.landing import scan_landing
-    from abaco_assets.lib.run_plan import candidate_version_id, contiguous_ranges, in_force_fingerprint
+    from abaco_assets.lib.run_plan import (
+        changed_sources,
+        code_fingerprint,
+        contiguous_ranges,
+        in_force_fingerprints,
+        transform_subset,
+    )
 
     zones = zones_from_env(data_dir)
     scan = scan_landing(store)
@@ -436,10 +442,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         report.write_text(json.dumps([{"key": k.key, "reason": k.reason} for k in scan.skipped], indent=1))
         click.echo(f"  unexpected files reported in {report}")
     to_process: dict[str, list[dt.date]] = {}
-    landed_versions: dict[tuple[str, dt.date], str] = {}
     for (source, day), files in deliveries.items():
-        landed_versions[(source, day)] = version_id = candidate_version_id(files)
-        if needs_processing(load_catalog(zones, source, day), version_id, force):
+        version_id = recorded_version(load_catalog(zones, source, day), files)
+        if version_id is None or needs_processing(load_catalog(zones, source, day), version_id, force):
             to_process.setdefault(source, []).append(day)
 
     from abaco_assets.defs.observability import observe_run
@@ -486,29 +491,39 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
             progress.advance(task, date_range.days)
 
     accepted, rejected = [], []
-    for (source, day), version_id in landed_versions.items():
+    for (source, day), files in deliveries.items():
         # the verdict on the version that is in the landing folder now
-        record = load_catalog(zones, source, day)["versions"].get(version_id)
+        catalog = load_catalog(zones, source, day)
+        record = catalog["versions"].get(recorded_version(catalog, files) or "")
         if record is None:
             failed_runs.append(f"{source} {day}: not processed (see the ingest run above)")
             continue
         (accepted if record["status"] == "accepted" else rejected).append(record)
 
-    fingerprint = in_force_fingerprint(zones)
+    fingerprints, project = in_force_fingerprints(zones), code_fingerprint()
     state_key = "_transform.json"
     state = json.loads(zones.catalog.read(state_key)) if zones.catalog.exists(state_key) else {}
     marts_exist = (data_dir / "warehouse.duckdb").exists()
+    changed = None if (force or not marts_exist) else changed_sources(state, fingerprints, project)
     if ingest_only:
         click.echo("  --ingest-only: marts not rebuilt")
-    elif force or not marts_exist or state.get("fingerprint") != fingerprint or not state.get("success"):
+    elif changed == set():
+        click.echo("  marts are up to date with the accepted deliveries (nothing to rebuild)")
+    else:
+        job = defs.resolve_job_def("transform_job")
+        scope = "everything"
+        if changed is not None:  # only what reads the feeds that changed
+            assets, checks = transform_subset(job, changed)
+            job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
+            scope = f"{len(assets)} assets downstream of {', '.join(sorted(changed))}"
         dbt_log = data_dir / "logs" / "dbt" / f"transform-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
         dbt_log.parent.mkdir(parents=True, exist_ok=True)
         # dbt's own console output goes to a file; the run's events are in the Dagster instance.
         with dbt_log.open("w") as sink, contextlib.redirect_stdout(sink):
-            result = defs.resolve_job_def("transform_job").execute_in_process(
+            result = job.execute_in_process(
                 instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE,
                 tags={"abaco/trigger": "cli", "abaco/request_id": request_id})
-        click.echo(f"  run {result.run_id[:8]} transform (dbt build): {'ok' if result.success else 'FAILED'} "
+        click.echo(f"  run {result.run_id[:8]} transform ({scope}): {'ok' if result.success else 'FAILED'} "
                    f"(dbt log: {dbt_log})")
         observe(result)
         run_errors = _failed_checks(result, "ERROR")
@@ -516,10 +531,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         warned_checks += _failed_checks(result, "WARN")
         if not result.success and not run_errors:
             failed_runs.append(f"transform (run {result.run_id})")
-        zones.catalog.replace(state_key, json.dumps({"fingerprint": fingerprint, "success": result.success,
+        zones.catalog.replace(state_key, json.dumps({"sources": fingerprints, "project": project,
+                                                     "success": result.success,
                                                      "run_id": result.run_id}).encode())
-    else:
-        click.echo("  marts are up to date with the accepted deliveries (nothing to rebuild)")
 
     click.echo("")
     click.echo(f"deliveries: {len(accepted)} accepted, {len(rejected)} rejected")

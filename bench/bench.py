@@ -26,6 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from abaco_assets.lib.generator import append_next_day  # noqa: E402
+
 BIN = Path(sys.executable).parent
 RESULTS = REPO / "bench" / "results.md"
 
@@ -52,24 +56,6 @@ def measure(step: str, command: list[str], env: dict[str, str], note: str = "") 
     if code not in (0, 1):
         print(output[-4000:], file=sys.stderr)
     return result, output
-
-
-def add_one_day(landing: Path) -> dt.date:
-    """One more daily delivery after the last one: the last collections and delinquency files, re-dated."""
-    last = max(dt.date.fromisoformat(p.name) for p in (landing / "collections").iterdir())
-    day = last + dt.timedelta(days=1)
-    for source, column in (("collections", "received_date"), ("delinquency", "as_of_date")):
-        source_file = landing / source / last.isoformat() / f"{source}_{last:%Y%m%d}.csv"
-        if not source_file.exists():
-            continue
-        text = source_file.read_text().replace(last.isoformat(), day.isoformat())
-        if source == "collections":  # new cash has new payment ids
-            text = "\n".join(line if i == 0 else line.replace(",", "-N,", 1) for i, line in
-                             enumerate(text.splitlines())) + "\n"
-        target = landing / source / day.isoformat() / f"{source}_{day:%Y%m%d}.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    return day
 
 
 def machine() -> str:
@@ -105,7 +91,7 @@ def main() -> None:
     backfill, _ = measure("1. full backfill (abaco run)", [abaco, "run", "--landing", str(landing)], env,
                           f"{files} files, {size:,.0f} MiB")
     rows.append(backfill)
-    day = add_one_day(landing)
+    day = append_next_day(landing)
     rows.append(measure("2. incremental: one more day", [abaco, "run", "--landing", str(landing)], env, str(day))[0])
     floor_run, floor_output = measure("3. floor (plain DuckDB SQL)", [str(BIN / "python"), "bench/floor.py",
                                                                       "--landing", str(landing), "--out",

@@ -196,6 +196,28 @@ def delinquency_file_name(as_of: date) -> str:
     return f"delinquency_{as_of:%Y%m%d}.csv"
 
 
+def append_next_day(landing: Path, sources: tuple[str, ...] = ("collections", "delinquency")) -> date:
+    """One more daily delivery after the last one (the incremental case of benchmarks and tests).
+
+    The last day's files of each source, re-dated to the next day; collections get new payment
+    ids (new cash), delinquency is the same book one day later. Returns the new date.
+    """
+    names = {"collections": collections_file_name, "delinquency": delinquency_file_name}
+    last = max(date.fromisoformat(p.name) for p in (landing / "collections").iterdir())
+    day = last + timedelta(days=1)
+    for source in sources:
+        source_file = landing / source / last.isoformat() / names[source](last)
+        if not source_file.exists():
+            continue
+        lines = source_file.read_text().replace(last.isoformat(), day.isoformat()).splitlines()
+        if source == "collections":
+            lines = lines[:1] + [line.replace(",", "-N,", 1) for line in lines[1:]]
+        target = landing / source / day.isoformat() / names[source](day)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines) + "\n")
+    return day
+
+
 def dpd_bucket(days_past_due: int) -> str:
     """kpis.md DPD bucket of an active loan (absorbing states are decided by status)."""
     return DPD_BUCKETS[int(np.searchsorted(_DPD_BUCKET_FLOORS, days_past_due, side="right")) - 1]

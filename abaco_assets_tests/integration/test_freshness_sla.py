@@ -39,13 +39,9 @@ def test_missing_month_end_tape_is_a_breach_after_its_business_day_deadline(one_
 
 def test_the_check_fails_with_warn_and_writes_the_artifact(one_tape, monkeypatch):
     fixed_now = dt.datetime(2026, 11, 3, 10, 0, tzinfo=SV)
-
-    class FrozenDatetime(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return fixed_now.astimezone(tz)
-
-    monkeypatch.setattr(freshness.dt, "datetime", FrozenDatetime)
+    # only the freshness module's clock stops (patching datetime itself would leak into every
+    # module imported while the test runs)
+    monkeypatch.setattr(freshness, "_now", lambda: fixed_now)
     result = defs.resolve_job_def("freshness_job").execute_in_process(
         instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     evaluations = {e.asset_key.path[1]: e for e in result.get_asset_check_evaluations()}

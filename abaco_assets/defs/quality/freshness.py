@@ -26,6 +26,11 @@ PRIMARY_TABLE = {"cascade": "loan_data", "collections": "collections", "delinque
 LOOKBACK_DAYS = 40
 
 
+def _now() -> dt.datetime:
+    """The current time in the business calendar's zone (one place, so tests can stop the clock)."""
+    return dt.datetime.now(ZoneInfo(TIMEZONE))
+
+
 def source_breaches(settings: AbacoSettings, source: str, now: dt.datetime) -> list[Breach]:
     sla = latest(source, PRIMARY_TABLE[source]).freshness
     accepted = accepted_dates(settings.zones(), source)
@@ -54,7 +59,7 @@ def _build_check(source: str) -> dg.AssetChecksDefinition:
         description=f"SLA: {sla.description} ({TIMEZONE}, weekends and national holidays excluded).",
     )
     def freshness_sla(context: dg.AssetCheckExecutionContext, settings: AbacoSettings) -> dg.AssetCheckResult:
-        now = dt.datetime.now(ZoneInfo(TIMEZONE))
+        now = _now()
         late = source_breaches(settings, source, now)
         artifact = _record(settings, context.run.run_id, source, now, late)
         for breach in late:
@@ -100,7 +105,7 @@ def latest_passed_deadline(now: dt.datetime) -> dt.datetime | None:
     description="After each SLA deadline (business-day calendar, America/El_Salvador), evaluate freshness.",
 )
 def freshness_sla_sensor(context: dg.SensorEvaluationContext):
-    now = dt.datetime.now(ZoneInfo(TIMEZONE))
+    now = _now()
     deadline = latest_passed_deadline(now)
     if deadline is None or context.cursor == deadline.isoformat():
         return dg.SkipReason("no SLA deadline passed since the last evaluation")

@@ -1,6 +1,7 @@
 """The Python metric assets' checks pass on consistent inputs and fail when the result stops adding up."""
 
 import datetime as dt
+import re
 
 import dagster as dg
 import polars as pl
@@ -33,17 +34,18 @@ class CraftedWarehouse(Warehouse):
             return pl.DataFrame({"month_end": [ME1, ME2], "opb": [3000.0, 2700.0], "npl180_ratio": [0.0, 0.05],
                                  "top10_concentration": [1.0, 1.0], "collected_total": [300.0, 310.0],
                                  "scheduled_due": [300.0, 300.0]})
-        if "group by all\nhaving" in sql:  # customer OPB
-            return panel().group_by("month_end", "customer_id").agg(
+        if "group by all\nhaving" in sql:  # customer OPB of one month (the asset reads a month at a time)
+            month_end = dt.date.fromisoformat(re.search(r"month_end = date '([\d-]+)'", sql).group(1))
+            return panel().filter(pl.col("month_end") == month_end).group_by("month_end", "customer_id").agg(
                 pl.col("outstanding_principal").sum().alias("opb"),
                 pl.col("outstanding_principal").filter(pl.col("days_past_due") < 60).sum().alias("opb_dpd_lt60"))
+        if "full outer join" in sql:
+            return pl.DataFrame({"month_end": [ME2], "loan_id": ["L1"], "paid_principal": [100.0],
+                                 "scheduled_principal": [80.0]})
         if "int_loan_month_panel" in sql:
             return panel()
         if "metric_cashflow_assumptions" in sql:
             return pl.DataFrame({"severity": [0.6]})
-        if "full outer join" in sql:
-            return pl.DataFrame({"month_end": [ME2], "loan_id": ["L1"], "paid_principal": [100.0],
-                                 "scheduled_principal": [80.0]})
         return pl.DataFrame(schema={"month_end": pl.Date, "loan_id": pl.String, "recovered_amount": pl.Float64})
 
     def write_table(self, schema, name, frame):

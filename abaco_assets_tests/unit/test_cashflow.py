@@ -292,3 +292,18 @@ def test_flows_match_their_snapshot_by_calendar_month(history):
     panel, flows, _ = history
     shifted = flows.with_columns(pl.col("month_end").dt.truncate("1mo").dt.offset_by("14d"))
     assert monthly_performance(panel, shifted).equals(monthly_performance(panel, flows))
+
+
+def test_history_older_than_the_metric_window_changes_nothing(history):
+    """The metric assets read only HISTORY_MONTHS month-ends back from the latest (memory bounded by
+    the book, not its history): month-ends older than that must not move the assumptions."""
+    from abaco_assets.defs.metrics.python_metrics import HISTORY_MONTHS
+
+    panel, flows, recoveries = history
+    ancient = D(2024, 12, 31)  # 15 months back: outside the window
+    assert (MAR.year * 12 + MAR.month) - (ancient.year * 12 + ancient.month) > HISTORY_MONTHS
+    noisy_panel = pl.concat([panel, pl.DataFrame(snapshot(ancient, ("L9", 99_000.0, 200, "Default", None)),
+                                                 schema=PANEL_SCHEMA, orient="row")])
+    noisy_flows = pl.concat([flows, pl.DataFrame([(ancient, "L9", 5_000.0, 1.0)], schema=FLOW_SCHEMA, orient="row")])
+    assert measure_assumptions(noisy_panel, noisy_flows, recoveries, MAR).equals(
+        measure_assumptions(panel, flows, recoveries, MAR))

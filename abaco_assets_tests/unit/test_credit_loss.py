@@ -152,3 +152,16 @@ def test_no_history_leaves_stage_1_and_2_unmeasured_but_stage_3_certain():
     coverage = result.coverage.filter(pl.col("scope") == "book").row(0, named=True)
     assert coverage["ecl"] is None and coverage["coverage"] is None  # not silently understated
     assert coverage["par30_amount"] == 400.0
+
+
+def test_history_older_than_the_metric_window_changes_nothing(book):
+    """The ECL asset reads only HISTORY_MONTHS month-ends back from the latest: older ones must not matter."""
+    from abaco_assets.defs.metrics.python_metrics import HISTORY_MONTHS
+
+    ancient = D(2025, 6, 30)  # 18 months before the as-of
+    assert (AS_OF.year * 12 + AS_OF.month) - (ancient.year * 12 + ancient.month) > HISTORY_MONTHS
+    noisy = pl.concat([panel((ancient, "A1", "Gob", 50.0, 200, "Default", FAR),
+                             (ancient, "Q1", "OC", 9000.0, 0, "Current", FAR)), book])
+    full, windowed = expected_credit_loss(noisy, 0.6, AS_OF), expected_credit_loss(book, 0.6, AS_OF)
+    assert full.loans.equals(windowed.loans) and full.by_segment_stage.equals(windowed.by_segment_stage)
+    assert measure_pd12(noisy, AS_OF).equals(measure_pd12(book, AS_OF))

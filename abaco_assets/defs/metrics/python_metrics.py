@@ -12,9 +12,9 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from abaco_assets.lib.cashflow import measure_assumptions, project_cashflows
+from abaco_assets.lib.cashflow import TRAILING_WINDOW_MONTHS, measure_assumptions, project_cashflows
 from abaco_assets.lib.covenants import borrowing_base, covenant_guardrails
-from abaco_assets.lib.credit_loss import expected_credit_loss
+from abaco_assets.lib.credit_loss import PD_HORIZON_MONTHS, expected_credit_loss
 from abaco_assets.lib.metric_store import metadata_for_model, metadata_for_models
 from abaco_assets.warehouse import Warehouse
 
@@ -27,6 +27,12 @@ ECL = dg.AssetKey(["metrics", "metric_expected_credit_loss"])
 COVENANTS = dg.AssetKey(["metrics", "metric_covenants"])
 CENT = 0.01
 
+# The metrics look back at most HISTORY_MONTHS month-ends from the latest (PD12's cohort; the
+# cashflow's trailing window is shorter), so only those are read: memory follows the size of
+# the book, not the length of its history.
+HISTORY_MONTHS = max(PD_HORIZON_MONTHS, TRAILING_WINDOW_MONTHS)
+_RECENT = ("date_trunc('month', month_end) >= (select date_trunc('month', max(month_end)) "
+           f"from intermediate.int_loan_month_panel) - interval {HISTORY_MONTHS} month")
 _PANEL_SQL = """
 select month_end, loan_id, customer_id, segment, product_type, payment_frequency, disbursement_date,
        cast(disbursement_amount as double) as disbursement_amount,
@@ -34,14 +40,16 @@ select month_end, loan_id, customer_id, segment, product_type, payment_frequency
        cast(outstanding_principal as double) as outstanding_principal, days_past_due, loan_status,
        write_off_date, cast(write_off_amount as double) as write_off_amount, is_active
 from intermediate.int_loan_month_panel
-"""
+where {recent}
+""".format(recent=_RECENT)
 _FLOWS_SQL = """
 select coalesce(p.month_end, s.month_end) as month_end, coalesce(p.loan_id, s.loan_id) as loan_id,
        cast(coalesce(p.collected_principal, 0) as double) as paid_principal,
        cast(coalesce(s.scheduled_principal_due, 0) as double) as scheduled_principal
 from intermediate.int_payments_by_month p
 full outer join intermediate.int_schedule_due_by_month s on p.month_end = s.month_end and p.loan_id = s.loan_id
-"""
+where {recent}
+""".format(recent=_RECENT.replace("month_end", "coalesce(p.month_end, s.month_end)", 1))
 # Cash on a written-off loan after its write-off date, by the month it arrived, as the latest tape records it.
 _RECOVERIES_SQL = """
 with latest as (select max(delivery_date) as tape from staging.stg_cascade__loan_data),
@@ -160,6 +168,7 @@ select month_end, customer_id,
        cast(coalesce(sum(outstanding_principal) filter (where is_active and days_past_due < 60), 0) as double)
            as opb_dpd_lt60
 from intermediate.int_loan_month_panel
+where month_end = date '{month_end}'
 group by all
 having sum(outstanding_principal) filter (where is_active) > 0
 """
@@ -191,9 +200,13 @@ from marts.kpi_portfolio_monthly
 )
 def metric_covenants(context: dg.AssetExecutionContext, warehouse: Warehouse):
     kpis = warehouse.read_sql(_KPI_SQL)
-    customers = warehouse.read_sql(_CUSTOMER_OPB_SQL)
-    guardrails = covenant_guardrails(kpis, customers)
-    base = borrowing_base(kpis, customers)
+    guardrails, bases = [], []
+    for month_end in kpis["month_end"].unique().sort():  # one month's customers in memory at a time
+        month_kpis = kpis.filter(pl.col("month_end") == month_end)
+        customers = warehouse.read_sql(_CUSTOMER_OPB_SQL.format(month_end=month_end.isoformat()))
+        guardrails.append(covenant_guardrails(month_kpis, customers))
+        bases.append(borrowing_base(month_kpis, customers))
+    guardrails, base = pl.concat(guardrails), pl.concat(bases)
     metadata = _write(context, warehouse, "metric_covenants", guardrails)
     metadata |= _write(context, warehouse, "metric_borrowing_base", base)
     months = kpis["month_end"].n_unique()

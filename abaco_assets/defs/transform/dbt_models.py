@@ -44,7 +44,8 @@ class VenvDbtCliResource(DbtCliResource):
 
     @functools.cached_property
     def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable).resolve().parent != Path(sys.executable).resolve().parent:
+        # the venv's bin folder as given (resolving would follow python's symlink out of the venv)
+        if Path(self.dbt_executable).absolute().parent != Path(sys.executable).absolute().parent:
             return super()._cli_version
         return version.parse(importlib.metadata.version("dbt-core"))
 

@@ -411,13 +411,15 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
                         "or set ABACO_LANDING")
     _prepare_environment(data_dir, landing)
 
-    from abaco_assets.lib.dbt_manifest import ensure_manifest
-
-    ensure_manifest(data_dir)
-
     import dagster as dg
 
-    from abaco_assets.definitions import INGEST_JOBS, defs
+    if ingest_only:  # the code location without dbt: nothing of it is needed
+        from abaco_assets.ingest_definitions import INGEST_JOBS, defs
+    else:
+        from abaco_assets.lib.dbt_manifest import ensure_manifest
+
+        ensure_manifest(data_dir)
+        from abaco_assets.definitions import INGEST_JOBS, defs
     from abaco_assets.lib.deliveries import load_catalog, needs_processing, recorded_version
     from abaco_assets.lib.landing import scan_landing
     from abaco_assets.lib.run_plan import (

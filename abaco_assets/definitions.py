@@ -7,11 +7,11 @@ import dagster as dg
 
 from abaco_assets.defs.compliance.audit_table import audit_log
 from abaco_assets.defs.compliance.launch_guard import launch_guard_sensor
+from abaco_assets.defs.ingest.jobs import build_ingest_jobs
 from abaco_assets.defs.ingest.raw_assets import ingest_assets
 from abaco_assets.defs.observability import observability_loggers, observability_sensors
 from abaco_assets.defs.ingest.sensors import ingest_sensors
 from abaco_assets.defs.metrics.python_metrics import metric_assets
-from abaco_assets.defs.partitions import delivery_date_partitions
 from abaco_assets.defs.reporting.board_pack import reporting_assets
 from abaco_assets.defs.quality.freshness import freshness_checks, freshness_job, freshness_sla_sensor
 from abaco_assets.defs.quality.reconciliation_checks import reconciliation_checks
@@ -26,18 +26,7 @@ from abaco_assets.lib.k8s_run_config import k8s_run_tags
 from abaco_assets.resources import AbacoSettings
 from abaco_assets.warehouse import Warehouse
 
-INGEST_JOBS = {
-    source: dg.define_asset_job(
-        name=f"ingest_{source}_job",
-        # the ingest multi-asset and its own checks; cross-feed and freshness checks run elsewhere
-        selection=dg.AssetSelection.assets(*asset_def.keys)
-        - dg.AssetSelection.checks(*reconciliation_checks, *freshness_checks),
-        partitions_def=delivery_date_partitions,
-        description=f"Ingest the {source} deliveries of a date (or a date range, in one run).",
-        tags=k8s_run_tags("ingestion"),
-    )
-    for source, asset_def in zip(("cascade", "collections", "delinquency"), ingest_assets)
-}
+INGEST_JOBS = build_ingest_jobs(elsewhere_checks=[*reconciliation_checks, *freshness_checks])
 
 transform_job = dg.define_asset_job(
     name="transform_job",

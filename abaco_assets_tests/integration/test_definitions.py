@@ -41,3 +41,15 @@ def test_staging_reads_the_raw_assets():
 def test_jobs_a_user_can_launch():
     for name in ("ingest_cascade_job", "ingest_collections_job", "ingest_delinquency_job", "transform_job"):
         assert defs.resolve_job_def(name) is not None
+
+
+def test_the_ingest_only_code_location_runs_the_same_ingest_jobs():
+    """`abaco run --ingest-only` loads abaco_assets.ingest_definitions (no dbt): same assets, same checks."""
+    from abaco_assets.definitions import INGEST_JOBS, defs as full
+    from abaco_assets.ingest_definitions import defs as lean
+
+    for job in INGEST_JOBS.values():
+        ours, theirs = full.resolve_job_def(job.name), lean.resolve_job_def(job.name)
+        assert set(ours.asset_layer.executable_asset_keys) == set(theirs.asset_layer.executable_asset_keys)
+        assert set(ours.asset_layer.asset_graph.asset_check_keys) == set(theirs.asset_layer.asset_graph.asset_check_keys)
+        assert ours.partitions_def == theirs.partitions_def and ours.tags == theirs.tags

@@ -99,18 +99,26 @@ def main() -> None:
     floor_sql = json.loads(floor_output.strip().splitlines()[-1])["seconds"]
     floor_run.note = f"SQL {floor_sql:.2f} s (+ dbt compile and start-up: {floor_run.seconds - floor_sql:.1f} s)"
     rows.append(floor_run)
+    # Fixed overhead: a data folder that has run before (instance, warehouse and dbt parse state
+    # exist), then one tiny tape ingested only (4a) and one tiny tape run through everything (4b).
+    # The very first run in a new folder also creates those; it is reported as 4c.
     tiny = work / "tiny"
     shutil.rmtree(tiny, ignore_errors=True)
-    subprocess.run([abaco, "generate", "--out", str(tiny / "landing"), "--loans", "20", "--months", "1",
+    subprocess.run([abaco, "generate", "--out", str(tiny / "landing"), "--loans", "20", "--months", "3",
                     "--seed", "2", "--delinquency-cadence", "month-end"], check=True, capture_output=True)
-    tape_only = tiny / "one-tape"
-    shutil.copytree(tiny / "landing" / "cascade", tape_only / "cascade")
+    tapes = sorted((tiny / "landing" / "cascade").iterdir())
+    tiny_landing = tiny / "tapes"
     tiny_env = {**env, "ABACO_DATA": str(tiny / "data"), "DAGSTER_HOME": str(tiny / "data" / "dagster_home")}
-    rows.append(measure("4a. fixed overhead, ingest only", [abaco, "run", "--landing", str(tape_only),
-                                                             "--ingest-only"], tiny_env, "one tiny tape")[0])
-    shutil.rmtree(tiny / "data")
-    rows.append(measure("4b. fixed overhead, full run", [abaco, "run", "--landing", str(tape_only)], tiny_env,
-                        "one tiny tape")[0])
+    shutil.copytree(tapes[0], tiny_landing / "cascade" / tapes[0].name)
+    cold = measure("4c. first run in a new data folder", [abaco, "run", "--landing", str(tiny_landing)], tiny_env,
+                   "one tiny tape; creates instance, warehouse, dbt state")[0]
+    shutil.copytree(tapes[1], tiny_landing / "cascade" / tapes[1].name)
+    rows.append(measure("4a. fixed overhead, ingest only", [abaco, "run", "--landing", str(tiny_landing),
+                                                             "--ingest-only"], tiny_env, "one more tiny tape")[0])
+    shutil.copytree(tapes[2], tiny_landing / "cascade" / tapes[2].name)
+    rows.append(measure("4b. fixed overhead, full run", [abaco, "run", "--landing", str(tiny_landing)], tiny_env,
+                        "one more tiny tape; every mart rebuilt")[0])
+    rows.append(cold)
     ratio = backfill.seconds / floor_sql if floor_sql else float("nan")
     print(f"backfill / floor (SQL) = {ratio:.1f}x")
     if not args.no_write:

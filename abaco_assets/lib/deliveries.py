@@ -74,6 +74,7 @@ class TableRecord:
     ok: bool = False
     violation_counts: dict[str, int] = field(default_factory=dict)
     quarantine_key: str | None = None
+    change_mark: str = ""  # LandingFile.change_mark when it was read
 
 
 @dataclass
@@ -179,22 +180,24 @@ def needs_processing(catalog: dict[str, Any], version_id: str, force: bool) -> b
 
 
 def recorded_version(catalog: dict[str, Any], files: list[LandingFile]) -> str | None:
-    """The version already processed from exactly these landed files, judged by (key, size, mtime).
+    """The version already processed from exactly these landed files, judged by what the listing
+    says: key, size, modification time and change mark (a file's inode change time, which every
+    rewrite moves even when the mtime is set back; an object's ETag / MD5).
 
-    This is how a rerun skips what it has seen without reading every landed byte again (the
-    stat test of make and rsync). It only ever *skips*: processing always hashes the bytes it
-    reads, and ``--force`` re-reads everything.
+    This is how a rerun skips what it has seen without reading every landed byte again. It only
+    ever *skips*: processing always hashes the bytes it reads, and ``--force`` re-reads everything.
     """
     landed = _landed_identity(choose_versions(files)[0])
     for version_id, record in catalog["versions"].items():
-        first = {table: [t["landing_key"], t["size"], t["mtime"]] for table, t in record["tables"].items()}
+        first = {table: [t["landing_key"], t["size"], t["mtime"], t.get("change_mark", "")]
+                 for table, t in record["tables"].items()}
         if landed == first or landed in record.get("landed_as", []):
             return version_id
     return None
 
 
 def _landed_identity(newest: dict[str, LandingFile]) -> dict[str, list]:
-    return {table: [item.key, item.size, item.mtime] for table, item in newest.items()}
+    return {table: [item.key, item.size, item.mtime, item.change_mark] for table, item in newest.items()}
 
 
 def choose_versions(files: list[LandingFile]) -> tuple[dict[str, LandingFile], list[LandingFile]]:
@@ -244,7 +247,8 @@ def process_delivery(
         if written:
             audit(action="write", dataset=f"raw/{source}/{table}", partition=partition, content_hash=sha)
         payloads[table] = data
-        records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime)
+        records[table] = TableRecord(table, item.key, sha, raw_key(item, sha), len(data), item.mtime,
+                                     change_mark=item.change_mark)
     fault_point("after_raw_copy")
     version_id = version_id_of({table: record.sha256 for table, record in records.items()})
     catalog = load_catalog(zones, source, delivery_date)

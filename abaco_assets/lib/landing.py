@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from contracts.registry import CONTRACT_VERSIONS, SOURCES
-from abaco_assets.lib.storage import LandingStore, landing_store_at
+from abaco_assets.lib.storage import LandingStore, LocalLandingStore, landing_store_at
 
 ZIP_TABLE = "_zip"  # the table name under which a Cascade zip container is kept in raw
 
@@ -34,6 +34,9 @@ class LandingFile:
     mtime: float  # the object's modification time (orders versions of a table)
     size: int
     member: str | None = None
+    # what else the listing says changes when the object is rewritten: a file's inode change time
+    # (moves on every write, unlike an mtime that can be set back), an object's ETag / MD5
+    change_mark: str = ""
 
     def read(self) -> bytes:
         if self.member is None:
@@ -159,30 +162,33 @@ def scan_landing(root: Path | str | LandingStore, *, source: str | None = None,
     store = as_landing_store(root)
     prefix = f"{source}/{delivery_date.isoformat()}/" if source and delivery_date else f"{source}/" if source else ""
     scan = LandingScan()
-    for landed in store.list_objects(prefix, fingerprint=False):
+    # object stores list their ETag / MD5 for free; a folder would have to read every file for it
+    for landed in store.list_objects(prefix, fingerprint=not isinstance(store, LocalLandingStore)):
         verdict = classify_key(landed.key)
         if verdict is None:
             continue
         if isinstance(verdict, SkippedKey):
             scan.skipped.append(verdict)
             continue
+        mark = f"{landed.arrived_at!r}/{landed.etag}"
         if verdict.is_zip:
-            _scan_zip(scan, store, landed.key, verdict.delivery_date, landed.modified_at, landed.size_bytes)
+            _scan_zip(scan, store, landed.key, verdict.delivery_date, landed.modified_at, landed.size_bytes, mark)
             continue
         scan.files.append(LandingFile(verdict.source, verdict.table, verdict.delivery_date, landed.key, store,
-                                      landed.key, landed.modified_at, landed.size_bytes))
+                                      landed.key, landed.modified_at, landed.size_bytes, change_mark=mark))
     return scan
 
 
-def _scan_zip(scan: LandingScan, store: LandingStore, key: str, day: dt.date, mtime: float, size: int) -> None:
+def _scan_zip(scan: LandingScan, store: LandingStore, key: str, day: dt.date, mtime: float, size: int,
+              mark: str) -> None:
     try:
         with store.open_seekable(key) as handle:
             members, skipped = zip_members(handle, key)
     except zipfile.BadZipFile:
         scan.skipped.append(SkippedKey(key, "not a readable zip archive"))
         return
-    scan.containers.append(LandingFile("cascade", ZIP_TABLE, day, key, store, key, mtime, size))
+    scan.containers.append(LandingFile("cascade", ZIP_TABLE, day, key, store, key, mtime, size, change_mark=mark))
     scan.skipped.extend(skipped)
     for member, table, member_size in members:
         scan.files.append(LandingFile("cascade", table, day, f"{key}!{member}", store, key, mtime, member_size,
-                                      member=member))
+                                      member=member, change_mark=mark))

@@ -37,6 +37,14 @@ def test_a_delivery_seen_before_is_recognised_by_key_size_and_mtime(tmp_path):
     assert again.version_id == outcome.version_id and again.previously_processed
     # ...and remembered, so the next run skips it without reading it
     assert recorded_version(load_catalog(zones, "delinquency", day), touched) == outcome.version_id
+    # a rewrite with the same size and the mtime set back is still new: the inode change time moved
+    stat = path.stat()
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b",0,", b",1,", 1) if b",0," in original else original[:-2] + b"9\n")
+    assert path.stat().st_size == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    rewritten = scan_landing(tmp_path / "landing", source="delinquency").files
+    assert recorded_version(load_catalog(zones, "delinquency", day), rewritten) is None
 
 
 def test_changed_sources_rebuild_everything_unless_a_successful_build_of_this_code_is_recorded():

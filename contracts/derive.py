@@ -226,6 +226,51 @@ def pandera_schema(contract: type[FeedTable], delivery_date: dt.date):
     )
 
 
+def passes_in_one_pass(frame: pl.DataFrame, contract: type[FeedTable], delivery_date: dt.date) -> bool:
+    """True when ``frame`` passes every check of ``pandera_schema(contract, delivery_date)``.
+
+    The same rules from the same specs, decided by one polars query instead of one per check
+    (pandera's fixed cost is ~12 ms a file, and most daily files are small). Every condition is
+    pandera's or stricter, so False never means "accept"; it means "ask pandera", which then
+    names each failing row.
+    """
+    specs = column_specs(contract)
+    if list(frame.columns) != [spec.name for spec in specs] or any(
+            frame.schema[spec.name] != spec.polars_dtype for spec in specs):
+        return False  # strict schema and dtypes: pandera's own words are needed
+    conditions = []
+    for spec in specs:
+        column = pl.col(spec.name)
+        if not spec.nullable:
+            conditions.append(column.is_not_null())
+        value_checks = []  # pandera's checks skip nulls (ignore_na)
+        if spec.kind == "enum":
+            value_checks.append(column.cast(pl.String).is_in(list(spec.enum_values)))
+        if spec.ge is not None:
+            value_checks.append(column >= _bound(spec, spec.ge))
+        if spec.gt is not None:
+            value_checks.append(column > _bound(spec, spec.gt))
+        if spec.le is not None:
+            value_checks.append(column <= _bound(spec, spec.le))
+        if spec.pattern:
+            value_checks.append(column.str.contains(spec.pattern if spec.pattern.startswith("^")
+                                                    else f"^{spec.pattern}"))
+        if spec.not_after_delivery:
+            value_checks.append(column <= delivery_date)
+        if spec.equals_delivery:
+            value_checks.append(column == delivery_date)
+        conditions += [(check.fill_null(False) | column.is_null()) for check in value_checks]
+        if spec.unique:
+            conditions.append(~column.is_duplicated())
+    conditions += [rule.valid().fill_null(False) for rule in contract.row_rules]
+    conditions += [~pl.struct(list(group)).is_duplicated() for group in contract.unique_together[:1]]
+    if frame.height == 0:
+        return False  # nothing to gain: pandera decides
+    if not conditions:
+        return True
+    return bool(frame.select(pl.all_horizontal(conditions).all()).item())
+
+
 def _bound(spec: ColumnSpec, value: float):
     if spec.kind == "decimal":
         return Decimal(str(value))

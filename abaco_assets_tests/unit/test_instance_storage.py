@@ -78,6 +78,12 @@ def test_connections_are_reused_bounded_and_tuned(home, monkeypatch):
         with storage.run_connection(shard) as conn:
             conn.execute(text("select 1"))
     assert list(storage._engines) == ["b", "c", "d"]  # least recently used first out (the index went)
+    # a new run's shard is a copy of an empty shard Dagster initialised: same schema, stamp and WAL
+    plain = instance_storage.SqliteEventLogStorage(str(home / "plain"))
+    with plain.run_connection("p") as theirs, storage.run_connection("d") as ours:
+        for query in ("select name, sql from sqlite_master order by name", "select * from alembic_version",
+                      "PRAGMA journal_mode"):
+            assert ours.execute(text(query)).fetchall() == theirs.execute(text(query)).fetchall()
     storage.wipe()
     assert list(storage._engines) == ["index"]  # the run shards' engines were closed before their files went
     assert not list((home / "runs").glob("[abcd].db"))

@@ -413,6 +413,8 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
 
     import dagster as dg
 
+    from abaco_assets.defs.ingest.jobs import ALL_SOURCES, SOURCES, ingest_subset
+
     if ingest_only:  # the code location without dbt: nothing of it is needed
         from abaco_assets.ingest_definitions import INGEST_JOBS, defs
     else:
@@ -466,31 +468,41 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
     failed_checks: list[str] = []
     warned_checks: list[str] = []
     failed_runs: list[str] = []
-    planned = [r for source in ("cascade", "collections", "delinquency")
-               for r in contiguous_ranges(source, to_process.get(source, []))]
+    # one run per date range; feeds whose ranges coincide (a tape and its month-end delinquency
+    # file) share it, in date order (a tape is judged against the previous one)
+    spans: dict[tuple[dt.date, dt.date], list[str]] = {}
+    for source in SOURCES:
+        for date_range in contiguous_ranges(source, to_process.get(source, [])):
+            spans.setdefault((date_range.start, date_range.end), []).append(source)
+    planned = sorted(spans.items())
     progress = _progress()
-    task = progress.add_task("ingest", total=sum(r.days for r in planned) or 1)
+    task = progress.add_task("ingest", total=sum(len(s) * ((end - start).days + 1)
+                                                 for (start, end), s in planned) or 1)
     with progress:
-        for date_range in planned:
-            source = date_range.source
-            progress.update(task, description=f"ingest {source} {date_range.start}..{date_range.end}")
-            job = defs.resolve_job_def(INGEST_JOBS[source].name)
-            tags = {"dagster/asset_partition_range_start": date_range.start.isoformat(),
-                    "dagster/asset_partition_range_end": date_range.end.isoformat(),
+        for (start, end), span_sources in planned:
+            days, label = (end - start).days + 1, "+".join(span_sources)
+            progress.update(task, description=f"ingest {label} {start}..{end}")
+            if len(span_sources) == 1:
+                job = defs.resolve_job_def(INGEST_JOBS[span_sources[0]].name)
+            else:
+                job = ingest_subset(defs.resolve_job_def(INGEST_JOBS[ALL_SOURCES].name), span_sources)
+            tags = {"dagster/asset_partition_range_start": start.isoformat(),
+                    "dagster/asset_partition_range_end": end.isoformat(),
                     "abaco/trigger": "cli", "abaco/request_id": request_id}
             result = job.execute_in_process(
                 instance=instance, tags=tags, raise_on_error=False,
-                run_config={"ops": {f"ingest_{source}": {"config": {"force": force}}}, **QUIET_CONSOLE},
+                run_config={"ops": {f"ingest_{source}": {"config": {"force": force}} for source in span_sources},
+                            **QUIET_CONSOLE},
             )
-            click.echo(f"  run {result.run_id[:8]} ingest {source} {date_range.start}..{date_range.end} "
-                       f"({date_range.days} days): {'ok' if result.success else 'FAILED'}")
+            click.echo(f"  run {result.run_id[:8]} ingest {label} {start}..{end} "
+                       f"({days} days): {'ok' if result.success else 'FAILED'}")
             observe(result)
             run_errors = _failed_checks(result, "ERROR")
             failed_checks += run_errors
             warned_checks += _failed_checks(result, "WARN")
             if not result.success and not run_errors:  # a failed blocking check explains itself
-                failed_runs.append(f"ingest {source} {date_range.start}..{date_range.end} (run {result.run_id})")
-            progress.advance(task, date_range.days)
+                failed_runs.append(f"ingest {label} {start}..{end} (run {result.run_id})")
+            progress.advance(task, len(span_sources) * days)
 
     accepted, rejected = [], []
     for (source, day), files in deliveries.items():

@@ -48,8 +48,21 @@ def test_the_ingest_only_code_location_runs_the_same_ingest_jobs():
     from abaco_assets.definitions import INGEST_JOBS, defs as full
     from abaco_assets.ingest_definitions import defs as lean
 
+    assert {job.name for job in INGEST_JOBS.values()} == {"ingest_cascade_job", "ingest_collections_job",
+                                                          "ingest_delinquency_job", "ingest_job"}
     for job in INGEST_JOBS.values():
         ours, theirs = full.resolve_job_def(job.name), lean.resolve_job_def(job.name)
         assert set(ours.asset_layer.executable_asset_keys) == set(theirs.asset_layer.executable_asset_keys)
         assert set(ours.asset_layer.asset_graph.asset_check_keys) == set(theirs.asset_layer.asset_graph.asset_check_keys)
         assert ours.partitions_def == theirs.partitions_def and ours.tags == theirs.tags
+
+
+def test_feeds_landing_on_the_same_dates_share_one_ingest_run_with_only_their_own_checks():
+    from abaco_assets.defs.ingest.jobs import ingest_subset
+
+    job = ingest_subset(defs.resolve_job_def("ingest_job"), ["cascade", "delinquency"])
+    assert {key.path[1] for key in job.asset_layer.executable_asset_keys} == {"cascade", "delinquency"}
+    checks = {(key.asset_key.path[1], key.name) for key in job.asset_layer.asset_graph.asset_check_keys}
+    assert ("cascade", "completeness") in checks and ("delinquency", "contract") in checks
+    # the cross-feed reconciliation and freshness checks run with the transform, not here
+    assert not {name for _, name in checks} & {"reconciles_with_cascade", "freshness"}

@@ -97,8 +97,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                     self._initdb(self._engine_for(shard))
                 self._initialized_dbs.add(shard)
             engine = self._engine_for(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                changes = raw.total_changes
+                with conn.begin():
+                    yield conn
+                wrote = raw.total_changes != changes
+            if wrote and shard != INDEX_SHARD_NAME:
+                # Watchers of a run (the UI's live run page) wait for the shard file to change.
+                # Dagster's closed-per-event connection checkpointed the WAL into it; an open one
+                # leaves the file as it was, so say it changed.
+                os.utime(self.path_for_shard(shard))
 
     def _start_from_empty_shard(self, shard: str) -> bool:
         """Create a new shard as a copy of an initialised empty one; False when it already exists."""

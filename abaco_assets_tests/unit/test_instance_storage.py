@@ -87,3 +87,33 @@ def test_connections_are_reused_bounded_and_tuned(home, monkeypatch):
     storage.wipe()
     assert list(storage._engines) == ["index"]  # the run shards' engines were closed before their files went
     assert not list((home / "runs").glob("[abcd].db"))
+
+
+def test_a_watcher_of_a_run_hears_each_event_a_pooled_writer_stores(home):
+    """The UI's live run view watches the run's database file for changes (watchdog)."""
+    import threading
+    import time
+
+    base = home / "history" / "runs"
+    writer, reader = PooledSqliteEventLogStorage(str(base)), instance_storage.SqliteEventLogStorage(str(base))
+    run_id = "watched-run"
+    heard, done = [], threading.Event()
+
+    def callback(event, cursor):
+        heard.append(event.user_message)
+        if len(heard) == 3:
+            done.set()
+
+    with writer.run_connection(run_id):
+        pass  # the shard exists before anyone watches it, as a run's does
+    reader.watch(run_id, None, callback)
+    try:
+        for n in range(3):
+            writer.store_event(dg.EventLogEntry(error_info=None, level="INFO", user_message=f"event {n}",
+                                                run_id=run_id, timestamp=time.time()))
+            time.sleep(0.2)
+        assert done.wait(timeout=20), heard
+    finally:
+        reader.end_watch(run_id, callback)
+        reader.dispose()
+    assert heard == ["event 0", "event 1", "event 2"]

@@ -447,8 +447,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         click.echo(f"  unexpected files reported in {report}")
     to_process: dict[str, list[dt.date]] = {}
     for (source, day), files in deliveries.items():
-        version_id = recorded_version(load_catalog(zones, source, day), files)
-        if version_id is None or needs_processing(load_catalog(zones, source, day), version_id, force):
+        catalog = load_catalog(zones, source, day)
+        version_id = recorded_version(catalog, files)
+        if version_id is None or needs_processing(catalog, version_id, force):
             to_process.setdefault(source, []).append(day)
 
     from abaco_assets.defs.observability import observe_run

@@ -1,8 +1,8 @@
 """What an `abaco run` must do: which partitions to ingest and which part of the transform to rebuild.
 
-Ingestion: a run covers one contiguous range of delivery dates of one source
-(a partition range in one process), so a year of daily files is a handful of
-runs instead of hundreds of process starts.
+Ingestion: a run covers one contiguous range of delivery dates (a partition
+range in one process), so a year of daily files is a handful of runs instead of
+hundreds of process starts; feeds whose ranges coincide share the run.
 
 Transform: only the assets downstream of the feeds whose deliveries in force
 changed since the last successful build (everything when the code changed).

@@ -31,8 +31,14 @@ CENT = 0.01
 # cashflow's trailing window is shorter), so only those are read: memory follows the size of
 # the book, not the length of its history.
 HISTORY_MONTHS = max(PD_HORIZON_MONTHS, TRAILING_WINDOW_MONTHS)
-_RECENT = ("date_trunc('month', month_end) >= (select date_trunc('month', max(month_end)) "
-           f"from intermediate.int_loan_month_panel) - interval {HISTORY_MONTHS} month")
+
+
+def _recent(month_end: str) -> str:
+    """SQL: ``month_end`` is within HISTORY_MONTHS month-ends of the panel's latest."""
+    return (f"date_trunc('month', {month_end}) >= (select date_trunc('month', max(month_end)) "
+            f"from intermediate.int_loan_month_panel) - interval {HISTORY_MONTHS} month")
+
+
 _PANEL_SQL = """
 select month_end, loan_id, customer_id, segment, product_type, payment_frequency, disbursement_date,
        cast(disbursement_amount as double) as disbursement_amount,
@@ -41,7 +47,7 @@ select month_end, loan_id, customer_id, segment, product_type, payment_frequency
        write_off_date, cast(write_off_amount as double) as write_off_amount, is_active
 from intermediate.int_loan_month_panel
 where {recent}
-""".format(recent=_RECENT)
+""".format(recent=_recent("month_end"))
 _FLOWS_SQL = """
 select coalesce(p.month_end, s.month_end) as month_end, coalesce(p.loan_id, s.loan_id) as loan_id,
        cast(coalesce(p.collected_principal, 0) as double) as paid_principal,
@@ -49,7 +55,7 @@ select coalesce(p.month_end, s.month_end) as month_end, coalesce(p.loan_id, s.lo
 from intermediate.int_payments_by_month p
 full outer join intermediate.int_schedule_due_by_month s on p.month_end = s.month_end and p.loan_id = s.loan_id
 where {recent}
-""".format(recent=_RECENT.replace("month_end", "coalesce(p.month_end, s.month_end)", 1))
+""".format(recent=_recent("coalesce(p.month_end, s.month_end)"))
 # Cash on a written-off loan after its write-off date, by the month it arrived, as the latest tape records it.
 _RECOVERIES_SQL = """
 with latest as (select max(delivery_date) as tape from staging.stg_cascade__loan_data),

@@ -181,6 +181,39 @@ def typed_polars_schema(contract: type[FeedTable]) -> dict[str, pl.DataType]:
     return schema
 
 
+def _value_rules(spec: ColumnSpec, delivery_date: dt.date) -> list[tuple[str, Any, str]]:
+    """The checks of one column's values as (pandera built-in check, argument, error text): the one
+    list both the pandera schema and the one-pass check are made from."""
+    rules = []
+    if spec.kind == "enum":
+        rules.append(("isin", list(spec.enum_values), f"isin: one of {', '.join(spec.enum_values)}"))
+    if spec.ge is not None:
+        rules.append(("ge", _bound(spec, spec.ge), f"ge: >= {spec.ge:g}"))
+    if spec.gt is not None:
+        rules.append(("gt", _bound(spec, spec.gt), f"gt: > {spec.gt:g}"))
+    if spec.le is not None:
+        rules.append(("le", _bound(spec, spec.le), f"le: <= {spec.le:g}"))
+    if spec.pattern:
+        rules.append(("str_matches", spec.pattern, f"pattern: matches {spec.pattern}"))
+    if spec.not_after_delivery:
+        rules.append(("le", delivery_date, f"not_after_delivery: not after {delivery_date}"))
+    if spec.equals_delivery:
+        rules.append(("eq", delivery_date, f"equals_delivery: equals {delivery_date}"))
+    return rules
+
+
+# pandera's built-in checks (polars backend) as polars expressions, for the one-pass check
+_POLARS_CHECKS = {
+    "isin": lambda column, values: column.cast(pl.String).is_in(values),
+    "ge": lambda column, bound: column >= bound,
+    "gt": lambda column, bound: column > bound,
+    "le": lambda column, bound: column <= bound,
+    "eq": lambda column, value: column == value,
+    # pandera anchors the pattern at the start when it is not already
+    "str_matches": lambda column, pattern: column.str.contains(pattern if pattern.startswith("^") else f"^{pattern}"),
+}
+
+
 def pandera_schema(contract: type[FeedTable], delivery_date: dt.date):
     """The vectorized pandera (polars backend) schema of one delivery of ``contract``.
 
@@ -190,24 +223,10 @@ def pandera_schema(contract: type[FeedTable], delivery_date: dt.date):
 
     columns = {}
     for spec in column_specs(contract):
-        checks = []
-        if spec.kind == "enum":
-            checks.append(pa.Check.isin(list(spec.enum_values), error=f"isin: one of {', '.join(spec.enum_values)}"))
-        if spec.ge is not None:
-            checks.append(pa.Check.ge(_bound(spec, spec.ge), error=f"ge: >= {spec.ge:g}"))
-        if spec.gt is not None:
-            checks.append(pa.Check.gt(_bound(spec, spec.gt), error=f"gt: > {spec.gt:g}"))
-        if spec.le is not None:
-            checks.append(pa.Check.le(_bound(spec, spec.le), error=f"le: <= {spec.le:g}"))
-        if spec.pattern:
-            checks.append(pa.Check.str_matches(spec.pattern, error=f"pattern: matches {spec.pattern}"))
-        if spec.not_after_delivery:
-            checks.append(pa.Check.le(delivery_date, error=f"not_after_delivery: not after {delivery_date}"))
-        if spec.equals_delivery:
-            checks.append(pa.Check.eq(delivery_date, error=f"equals_delivery: equals {delivery_date}"))
         columns[spec.name] = pa.Column(
             spec.polars_dtype,
-            checks=checks,
+            checks=[getattr(pa.Check, check)(argument, error=error)
+                    for check, argument, error in _value_rules(spec, delivery_date)],
             nullable=spec.nullable,
             unique=spec.unique,
             required=True,
@@ -243,23 +262,9 @@ def passes_in_one_pass(frame: pl.DataFrame, contract: type[FeedTable], delivery_
         column = pl.col(spec.name)
         if not spec.nullable:
             conditions.append(column.is_not_null())
-        value_checks = []  # pandera's checks skip nulls (ignore_na)
-        if spec.kind == "enum":
-            value_checks.append(column.cast(pl.String).is_in(list(spec.enum_values)))
-        if spec.ge is not None:
-            value_checks.append(column >= _bound(spec, spec.ge))
-        if spec.gt is not None:
-            value_checks.append(column > _bound(spec, spec.gt))
-        if spec.le is not None:
-            value_checks.append(column <= _bound(spec, spec.le))
-        if spec.pattern:
-            value_checks.append(column.str.contains(spec.pattern if spec.pattern.startswith("^")
-                                                    else f"^{spec.pattern}"))
-        if spec.not_after_delivery:
-            value_checks.append(column <= delivery_date)
-        if spec.equals_delivery:
-            value_checks.append(column == delivery_date)
-        conditions += [(check.fill_null(False) | column.is_null()) for check in value_checks]
+        # pandera's checks skip nulls (ignore_na)
+        conditions += [(_POLARS_CHECKS[check](column, argument).fill_null(False) | column.is_null())
+                       for check, argument, _ in _value_rules(spec, delivery_date)]
         if spec.unique:
             conditions.append(~column.is_duplicated())
     conditions += [rule.valid().fill_null(False) for rule in contract.row_rules]

@@ -40,6 +40,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from abaco_assets.lib.storage import append_line
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
@@ -182,14 +184,7 @@ class OutboxRoute(Route):
 
     def send(self, alert: Alert) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(alert.record(), sort_keys=True, default=str) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        append_line(self.path, (json.dumps(alert.record(), sort_keys=True, default=str) + "\n").encode())
 
 
 class SlackWebhookRoute(Route):

@@ -21,7 +21,6 @@ No Dagster imports: the Dagster record attributes are read by name.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any, Mapping
+
+from abaco_assets.lib.storage import append_line
 
 SERVICE = "abaco"
 OBSERVABILITY_LOGGER = "abaco.observability"
@@ -167,13 +168,7 @@ class JsonLinesHandler(logging.Handler):
         try:
             line = self.format(record) + "\n"
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, line.encode("utf-8"))
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+            append_line(self.path, line.encode("utf-8"))
             if self.stdout:
                 sys.stdout.write(line)
                 sys.stdout.flush()

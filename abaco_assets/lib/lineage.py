@@ -29,7 +29,6 @@ run into :class:`AssetExecution` values.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import functools
 import hashlib
 import os
@@ -57,6 +56,8 @@ from openlineage.client.serde import Serde
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from openlineage.client.uuid import generate_static_uuid
+
+from abaco_assets.lib.storage import append_line
 
 NAMESPACE = "abaco"
 PRODUCER = "urn:abaco:abaco-assets"
@@ -462,14 +463,7 @@ class LockedJsonlFileTransport(FileTransport):
         super().__init__(FileConfig(log_file_path=str(path), append=True))
 
     def emit(self, event) -> None:  # type: ignore[override]
-        line = (Serde.to_json(event) + "\n").encode("utf-8")
-        fd = os.open(self.config.log_file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        append_line(self.config.log_file_path, (Serde.to_json(event) + "\n").encode("utf-8"))
 
 
 def lineage_file(data_dir: Path) -> Path:

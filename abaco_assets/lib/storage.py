@@ -17,6 +17,7 @@ classes import their SDKs lazily: a local installation never pays for them.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -32,6 +33,17 @@ _MD5_CHUNK_BYTES = 1 << 20
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def append_line(path: Path | str, line: bytes) -> None:
+    """Append one line to a shared log file under an exclusive lock (processes write whole lines)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 class WriteOnceViolation(RuntimeError):

@@ -64,23 +64,31 @@ def _is_content_addressed(key: str, sha: str) -> bool:
     return key.rsplit("/", 1)[-1].split(".", 1)[0] == sha
 
 
-class S3Prefix:
-    """``s3://bucket/prefix``: a write zone and a landing store."""
+class _BucketPrefix:
+    """A prefix of a bucket: keys are relative to it; ``client`` is given or made when first used."""
+
+    scheme = ""
 
     def __init__(self, bucket: str, prefix: str = "", client: Any = None):
         self.bucket = bucket
         self.prefix = prefix
         self._client = client
 
-    @property
-    def client(self):
-        return self._client or s3_client()
-
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
     def locate(self, key: str = "") -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
+        return f"{self.scheme}://{self.bucket}/{self._key(key)}"
+
+
+class S3Prefix(_BucketPrefix):
+    """``s3://bucket/prefix``: a write zone and a landing store."""
+
+    scheme = "s3"
+
+    @property
+    def client(self):
+        return self._client or s3_client()
 
     def _error_code(self, exc) -> tuple[str, int]:
         response = getattr(exc, "response", {}) or {}
@@ -217,13 +225,10 @@ class _RangedObjectReader(io.RawIOBase):
         return len(chunk)
 
 
-class GcsPrefix:
+class GcsPrefix(_BucketPrefix):
     """``gs://bucket/prefix``: a write zone and a landing store (google-cloud-storage)."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None):
-        self.bucket = bucket
-        self.prefix = prefix
-        self._client = client
+    scheme = "gs"
 
     @property
     def client(self):
@@ -233,14 +238,8 @@ class GcsPrefix:
             self._client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT"))
         return self._client
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}{key}"
-
     def _blob(self, key: str):
         return self.client.bucket(self.bucket).blob(self._key(key))
-
-    def locate(self, key: str = "") -> str:
-        return f"gs://{self.bucket}/{self._key(key)}"
 
     def exists(self, key: str) -> bool:
         return self._blob(key).exists()

@@ -70,6 +70,14 @@ def facet_schema_id(name: str, version: str = "1-0-0") -> str:
     return f"{FACET_SCHEMA_PREFIX}:{name}:{version}"
 
 
+class _AbacoFacet:
+    """Our facets' schemaURL: the facet's own name in our schema document."""
+
+    @classmethod
+    def _get_schema(cls) -> str:
+        return facet_schema_id(cls.__name__) + f"#/$defs/{cls.__name__}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Custom facets (schemas: docs/openlineage/facets/<Name>.json)
 
@@ -87,18 +95,14 @@ class AbacoFile:
 
 
 @attr.define
-class AbacoFilesDatasetFacet(DatasetFacet):
+class AbacoFilesDatasetFacet(_AbacoFacet, DatasetFacet):
     """The files (by content hash) behind a file dataset in this run: one per delivery date."""
 
     files: list[AbacoFile] = attr.field(factory=list)
 
-    @staticmethod
-    def _get_schema() -> str:
-        return facet_schema_id("AbacoFilesDatasetFacet") + "#/$defs/AbacoFilesDatasetFacet"
-
 
 @attr.define
-class AbacoContractDatasetFacet(DatasetFacet):
+class AbacoContractDatasetFacet(_AbacoFacet, DatasetFacet):
     """The feed contract a raw dataset is validated against: ``cascade/loan_data`` ``v2``."""
 
     name: str
@@ -107,10 +111,6 @@ class AbacoContractDatasetFacet(DatasetFacet):
     several, the newest of them."""
     declaredVersion: str | None = attr.field(default=None)  # noqa: N815  (the newest the asset declares)
     versionsUsed: list[str] = attr.field(factory=list)  # noqa: N815  (every version id used, e.g. cascade/loan_data@v1)
-
-    @staticmethod
-    def _get_schema() -> str:
-        return facet_schema_id("AbacoContractDatasetFacet") + "#/$defs/AbacoContractDatasetFacet"
 
 
 @attr.define
@@ -123,18 +123,14 @@ class AbacoCheckResult:
 
 
 @attr.define
-class AbacoChecksDatasetFacet(DatasetFacet):
+class AbacoChecksDatasetFacet(_AbacoFacet, DatasetFacet):
     """Dagster asset checks evaluated on this dataset in the run (contracts, dbt tests, reconciliations)."""
 
     checks: list[AbacoCheckResult] = attr.field(factory=list)
 
-    @staticmethod
-    def _get_schema() -> str:
-        return facet_schema_id("AbacoChecksDatasetFacet") + "#/$defs/AbacoChecksDatasetFacet"
-
 
 @attr.define
-class AbacoCodeRevisionRunFacet(RunFacet):
+class AbacoCodeRevisionRunFacet(_AbacoFacet, RunFacet):
     """The code that ran: a git SHA in a checkout, else the installed package version."""
 
     revision: str
@@ -142,13 +138,9 @@ class AbacoCodeRevisionRunFacet(RunFacet):
     packageVersion: str | None = attr.field(default=None)  # noqa: N815
     dirty: bool | None = attr.field(default=None)
 
-    @staticmethod
-    def _get_schema() -> str:
-        return facet_schema_id("AbacoCodeRevisionRunFacet") + "#/$defs/AbacoCodeRevisionRunFacet"
-
 
 @attr.define
-class AbacoDagsterRunFacet(RunFacet):
+class AbacoDagsterRunFacet(_AbacoFacet, RunFacet):
     """Where the asset ran in Dagster: run, job, step and partitions (a range run lists each)."""
 
     runId: str  # noqa: N815
@@ -156,10 +148,6 @@ class AbacoDagsterRunFacet(RunFacet):
     stepKey: str | None = attr.field(default=None)  # noqa: N815
     partitions: list[str] = attr.field(factory=list)
     runUrl: str | None = attr.field(default=None)  # noqa: N815
-
-    @staticmethod
-    def _get_schema() -> str:
-        return facet_schema_id("AbacoDagsterRunFacet") + "#/$defs/AbacoDagsterRunFacet"
 
 
 CUSTOM_FACETS = (AbacoFilesDatasetFacet, AbacoContractDatasetFacet, AbacoChecksDatasetFacet,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator, Mapping
 
 import pytest
 
@@ -35,3 +37,23 @@ def run_abaco(*args: str, env: dict[str, str] | None = None, timeout: int = 600)
     """Run the installed `abaco` console script as a user would."""
     return subprocess.run([ABACO, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (None: unset) environment variables for a block, for module-scoped fixtures where
+    monkeypatch is not available; restores the previous values after."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

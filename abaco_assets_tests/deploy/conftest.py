@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from abaco_assets_tests.conftest import environment
 from abaco_assets_tests.deploy import instance_support
 from abaco_assets_tests.deploy.postgres_server import PostgresUnavailable, start_postgres
 
@@ -38,7 +39,7 @@ def postgres():
         # One database with Dagster's schema already migrated; every test copies it.
         server.create_database(TEMPLATE_DB)
         home = Path(tempfile.mkdtemp(prefix="abaco-dagster-home-"))
-        with instance_support.environment(server.env(TEMPLATE_DB)):
+        with environment(server.env(TEMPLATE_DB)):
             instance = instance_support.production_instance(home)
             instance.dispose()
         shutil.rmtree(home, ignore_errors=True)

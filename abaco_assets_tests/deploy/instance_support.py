@@ -60,20 +60,6 @@ class RecordingRunLauncher(RunLauncher, ConfigurableClass):
 RECORDING_LAUNCHER = {"module": __name__, "class": RecordingRunLauncher.__name__}
 
 
-@contextlib.contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def production_instance(home: Path, overrides: Mapping | None = None) -> dg.DagsterInstance:
     """dagster.prod.yaml from the repository, as is, with the recording launcher."""
     home.mkdir(parents=True, exist_ok=True)

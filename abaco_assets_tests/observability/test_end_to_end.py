@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from abaco_assets_tests.conftest import run_abaco
+from abaco_assets_tests.conftest import environment, run_abaco
 from abaco_assets_tests.observability.openlineage_schema import validation_errors
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +43,8 @@ class Pipeline:
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("observability-e2e")
     landing, data = root / "landing", root / "data"
-    saved = {k: os.environ.get(k) for k in ("ABACO_DATA", "ABACO_LANDING", "DAGSTER_HOME", "ABACO_LOG_STDOUT")}
-    os.environ.update(ABACO_DATA=str(data), DAGSTER_HOME=str(data / "dagster_home"), ABACO_LOG_STDOUT="0")
-    os.environ.pop("ABACO_LANDING", None)
-    try:
+    with environment({"ABACO_DATA": str(data), "DAGSTER_HOME": str(data / "dagster_home"), "ABACO_LOG_STDOUT": "0",
+                      "ABACO_LANDING": None}):
         generated = run_abaco("generate", "--out", str(landing), "--loans", "100", "--months", "2", "--seed", "3",
                               "--delinquency-cadence", "month-end")
         assert generated.returncode == 0, generated.stderr
@@ -63,12 +60,6 @@ def pipeline(tmp_path_factory):
         # `abaco run` may already observe its runs (cli wiring); observing again must be harmless
         observations = {run.run_id: observe_run(instance, run.run_id, defs, log_to_stdout=False) for run in runs}
         yield Pipeline(landing, data, instance, defs, runs, observations)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_the_runs_were_observed_without_errors(pipeline):

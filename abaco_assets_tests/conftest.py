@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pytest
+
+from abaco_assets.lib.environ import environment  # noqa: F401  (the tests' helper)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ABACO = str(Path(sys.executable).parent / "abaco")
@@ -39,21 +39,3 @@ def run_abaco(*args: str, env: dict[str, str] | None = None, timeout: int = 600)
                           env={**os.environ, **(env or {})}, cwd=REPO_ROOT)
 
 
-@contextlib.contextmanager
-def environment(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set (None: unset) environment variables for a block, for module-scoped fixtures where
-    monkeypatch is not available; restores the previous values after."""
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        _apply(values)
-        yield
-    finally:
-        _apply(saved)
-
-
-def _apply(values: Mapping[str, str | None]) -> None:
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value

@@ -56,10 +56,17 @@ def in_force_fingerprints(zones: Zones) -> dict[str, str]:
     return {source: sha256_hex("\n".join(entries).encode()) for source, entries in by_source.items()}
 
 
+def in_force_versions(zones: Zones) -> dict[str, dict[str, str | None]]:
+    """source -> delivery date (ISO) -> the version in force (None when every version was rejected)."""
+    versions: dict[str, dict[str, str | None]] = {}
+    for path in sorted(zones.catalog.path("").glob("*/*.json")):
+        versions.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text()).get("in_force")
+    return versions
+
+
 def _in_force_entries(zones: Zones) -> list[str]:
-    root = zones.catalog.path("")
-    return [f"{path.parent.name}/{path.stem}={json.loads(path.read_text()).get('in_force')}"
-            for path in sorted(root.glob("*/*.json"))]
+    return [f"{source}/{day}={version}" for source, days in in_force_versions(zones).items()
+            for day, version in days.items()]
 
 
 def changed_sources(previous: dict, fingerprints: dict[str, str], project: str) -> set[str] | None:

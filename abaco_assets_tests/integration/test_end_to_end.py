@@ -112,6 +112,11 @@ def test_a_new_day_rebuilds_only_what_reads_the_daily_feeds_and_equals_a_full_re
     built = {r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith("model.")}
     assert {"stg_collections__collections", "stg_delinquency__delinquency", "collections_by_stage"} <= built
     assert not built & {"int_loan_month_panel", "int_month_end_snapshots", *MARTS}  # no tape changed
+    # the staging tests read the new day only, and the ledger now records it as tested
+    compiled = (data / "dbt" / "target" / "compiled").rglob("stg_collections__collections.yml/unique_combination*.sql")
+    assert f"delivery_date in (cast('{day.isoformat()}' as date))" in next(compiled).read_text()
+    ledger = json.loads((data / "dbt" / "tested_deliveries.json").read_text())["models"]
+    assert day.isoformat() in ledger["stg_collections__collections"]
     assert marts_snapshot(data) == kpis_before
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select max(received_date) from staging.stg_collections__collections").fetchone()[0] == day

@@ -29,6 +29,7 @@ portfolio can be replayed through the CSV landing path.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -731,3 +732,43 @@ def test_each_singular_dbt_test_fails_on_a_corrupted_mart(portfolio_warehouse, t
     assert re.search(r"FAIL \d+ .*column_rules_kpi_portfolio_monthly", completed.stdout), completed.stdout[-4000:]
     for name in singular:
         assert re.search(rf"FAIL \d+ .*{name}", completed.stdout), f"{name} did not fail:\n{completed.stdout[-4000:]}"
+
+
+def test_staging_tests_read_only_the_scoped_deliveries_and_everything_without_a_scope(portfolio_warehouse, tmp_path):
+    """ABACO_TEST_SCOPE narrows the staging tests to the named deliveries; unset, they read every delivery."""
+    import shutil
+
+    import polars as pl
+
+    data_dir = tmp_path / "tampered"
+    shutil.copytree(portfolio_warehouse, data_dir)
+    tapes = sorted(path for path in (data_dir / "typed" / "cascade" / "loan_data").iterdir() if path.name[0].isdigit())
+    assert len(tapes) >= 2
+    # tamper with the first tape behind the contract gate's back: a duplicated loan with an unknown product
+    tampered = tapes[0] / "data.parquet"
+    frame = pl.read_parquet(tampered)
+    frame.vstack(frame.head(1).with_columns(pl.lit("mortgage").alias("product_type"))).write_parquet(tampered)
+    others = [tape.name for tape in tapes[1:]]
+
+    def staging_tests(scope: dict | None, command: str = "test") -> subprocess.CompletedProcess:
+        env = {**os.environ, "ABACO_DATA": str(data_dir), "DBT_TARGET_PATH": str(tmp_path / "target"),
+               "DBT_LOG_PATH": str(tmp_path / "logs")}
+        env.pop("ABACO_TEST_SCOPE", None)
+        if scope is not None:
+            env["ABACO_TEST_SCOPE"] = json.dumps(scope)
+        return subprocess.run(
+            [DBT, command, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+             "--select", "stg_cascade__loan_data"], env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+
+    assert staging_tests(None, "run").returncode == 0  # the copied view still reads the original folder
+
+    assert staging_tests({"stg_cascade__loan_data": others}).returncode == 0
+    assert staging_tests({"stg_cascade__loan_data": []}).returncode == 0
+    for scope in ({"stg_cascade__loan_data": [tapes[0].name]}, None, {"another_model": []}):
+        completed = staging_tests(scope)
+        assert completed.returncode == 1, completed.stdout[-4000:]
+        assert re.search(r"FAIL 1 .*unique_combination_stg_cascade__loan_data", completed.stdout), completed.stdout[-4000:]
+        assert re.search(r"FAIL 1 .*column_rules_stg_cascade__loan", completed.stdout), completed.stdout[-4000:]
+    compiled = list((tmp_path / "target" / "compiled").rglob("stg_cascade__loan_data.yml/*.sql"))
+    assert compiled and not any("delivery_date in" in path.read_text() for path in compiled)  # the last scope named
+    # another model only

@@ -1,8 +1,9 @@
-{#- Every per-column rule of a model in ONE query: not-null columns and inclusive
-    ranges (NULL passes a range: ratios are NULL when their denominator is 0).
-    One scan per model instead of one per column keeps `dbt build` fast at
-    scale; a failing row names the column and rule that broke. -#}
-{% test column_rules(model, not_null=[], ranges={}) %}
+{#- Every per-column rule of a model in ONE test: not-null columns, inclusive
+    ranges (NULL passes a range: ratios are NULL when their denominator is 0) and
+    accepted values (NULL passes, as in dbt's accepted_values). One test node per
+    model instead of one per column and rule keeps `dbt build` fast at scale and
+    small; a failing row names the column and rule that broke. -#}
+{% test column_rules(model, not_null=[], ranges={}, accepted={}) %}
 
 {%- set checks = [] -%}
 {%- for column in not_null -%}
@@ -16,6 +17,13 @@
     {%- do checks.append("select '" ~ column ~ "' as column_name, 'between " ~ bounds[0] ~ " and " ~ bounds[1]
                          ~ "' as rule, count(*) as failures from " ~ model ~ " where " ~ column
                          ~ " is not null and (" ~ conditions | join(" or ") ~ ")") -%}
+{%- endfor -%}
+{%- for column, values in accepted.items() -%}
+    {%- set quoted = [] -%}
+    {%- for value in values -%}{%- do quoted.append("'" ~ (value | string | replace("'", "''")) ~ "'") -%}{%- endfor -%}
+    {%- do checks.append("select '" ~ column ~ "' as column_name, 'one of " ~ (values | join(', ') | replace("'", "''"))
+                         ~ "' as rule, count(*) as failures from " ~ model ~ " where " ~ column
+                         ~ " is not null and " ~ column ~ " not in (" ~ quoted | join(", ") ~ ")") -%}
 {%- endfor -%}
 
 select column_name, rule, failures

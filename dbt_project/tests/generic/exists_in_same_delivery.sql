@@ -3,10 +3,14 @@
     still a broken reference. Fails with each (delivery, key) missing from `to`. -#}
 {% test exists_in_same_delivery(model, column_name, to, field, delivery_column='delivery_date') %}
 
+with child as (
+    select * from {{ model }}
+)
+
 select
     child.{{ delivery_column }},
     child.{{ column_name }}
-from {{ model }} as child
+from child
 left join {{ to }} as parent
     on parent.{{ delivery_column }} = child.{{ delivery_column }}
     and parent.{{ field }} = child.{{ column_name }}

@@ -257,7 +257,7 @@ def passes_in_one_pass(frame: pl.DataFrame, contract: type[FeedTable], delivery_
     if list(frame.columns) != [spec.name for spec in specs] or any(
             frame.schema[spec.name] != spec.polars_dtype for spec in specs):
         return False  # strict schema and dtypes: pandera's own words are needed
-    conditions = []
+    conditions, distinct = [], []
     for spec in specs:
         column = pl.col(spec.name)
         if not spec.nullable:
@@ -266,14 +266,17 @@ def passes_in_one_pass(frame: pl.DataFrame, contract: type[FeedTable], delivery_
         conditions += [(_POLARS_CHECKS[check](column, argument).fill_null(False) | column.is_null())
                        for check, argument, _ in _value_rules(spec, delivery_date)]
         if spec.unique:
-            conditions.append(~column.is_duplicated())
+            distinct.append(column.n_unique() == pl.len())  # no duplicates (nulls count as one value)
     conditions += [rule.valid().fill_null(False) for rule in contract.row_rules]
-    conditions += [~pl.struct(list(group)).is_duplicated() for group in contract.unique_together[:1]]
+    # the keys' 64-bit hashes all distinct: a duplicate always collides, and a rare collision
+    # between distinct keys only sends the frame to pandera (several times cheaper than is_duplicated)
+    distinct += [pl.struct(list(group)).hash().n_unique() == pl.len() for group in contract.unique_together[:1]]
     if frame.height == 0:
         return False  # nothing to gain: pandera decides
-    if not conditions:
+    verdicts = [pl.all_horizontal(conditions).all()] if conditions else []
+    if not verdicts + distinct:
         return True
-    return bool(frame.select(pl.all_horizontal(conditions).all()).item())
+    return all(frame.select(*(v.alias(f"v{i}") for i, v in enumerate(verdicts + distinct))).row(0))
 
 
 def _bound(spec: ColumnSpec, value: float):

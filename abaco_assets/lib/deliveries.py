@@ -162,7 +162,7 @@ def _land(zones: Zones, item: LandingFile) -> tuple[bytes, str, bool]:
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)  # level 1: ~20 % faster, ~4 % larger
     return buffer.getvalue()
 
 

@@ -27,6 +27,7 @@ PATTERNS: dict[str, str] = {
     "tax_id": r"\b\d{4}-\d{6}-\d{3}-\d\b|\b\d{8}-\d\b",  # NIT, DUI
     "person_name": r"\b(?:" + "|".join(GIVEN_NAMES) + r")\s+[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+\b",
 }
+ANY_PATTERN = "|".join(f"(?:{pattern})" for pattern in PATTERNS.values())
 MIN_SHARE = 0.0  # any hit flags the column: a human decides
 
 
@@ -44,6 +45,11 @@ class PiiFinding:
 def scan_text_columns(frame: pl.DataFrame, columns: list[str]) -> list[PiiFinding]:
     """Counts of PII-looking values per (column, kind); values themselves are never returned."""
     if not columns or frame.height == 0:
+        return []
+    # one pass per column with every pattern at once; the kinds are counted only where something matched
+    hit = frame.select([pl.col(column).str.contains(ANY_PATTERN).any().alias(column) for column in columns]).row(0)
+    columns = [column for column, any_hit in zip(columns, hit) if any_hit]
+    if not columns:
         return []
     counts = frame.select([
         pl.col(column).str.contains(pattern).fill_null(False).sum().alias(f"{column}\u0000{kind}")

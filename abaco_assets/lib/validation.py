@@ -170,7 +170,8 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
                               hint=_HINTS["file.encoding"])])
         return None
     body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
-    first_line = text.removeprefix("\ufeff").split("\n", 1)[0].rstrip("\r")
+    newline = text.find("\n")  # not split(): that would copy the whole body
+    first_line = (text if newline < 0 else text[:newline]).removeprefix("\ufeff").rstrip("\r")
     header = next(csv.reader([first_line]), [])
     names = [name.strip() for name in header]
     if len(names) == 1 and any(sep in first_line for sep in (";", "\t", "|")):
@@ -292,12 +293,12 @@ def _parse_types(frame: pl.DataFrame, contract: type[FeedTable], result: TableVa
             checks.append((spec, pl.col(spec.header).is_not_null() & too_fine, "type.decimal_scale",
                            f"more than {spec.scale} decimals"))
     if checks:
-        flags = frame.select(pl.col("__row"), *[cond.alias(f"__bad{i}") for i, (_, cond, _, _) in enumerate(checks)])
-        for i, (spec, _, rule, message) in enumerate(checks):
-            bad = flags.filter(pl.col(f"__bad{i}")).select("__row")
-            if bad.height == 0:
+        # one aggregate per check; the rows of a check are looked up only when it failed
+        counts = frame.select([cond.sum().alias(f"__bad{i}") for i, (_, cond, _, _) in enumerate(checks)]).row(0)
+        for (spec, cond, rule, message), count in zip(checks, counts):
+            if not count:
                 continue
-            rows = bad["__row"].to_list()
+            rows = frame.filter(cond)["__row"].to_list()
             values = frame.filter(pl.col("__row").is_in(rows[:MAX_SAMPLES_PER_RULE]))[spec.header].to_list()
             result.add([
                 Violation(result.file, rule, message, row=row, column=spec.header, value=value,

@@ -901,6 +901,7 @@ class BoardPackResult:
     pdf_note: str | None
     data_fingerprint: str
     sections_missing: tuple[str, ...]
+    rewritten: bool = True  # False: the pack on disk already showed these inputs and was kept
 
 
 def _write_atomically(target: Path, content: bytes) -> None:
@@ -959,11 +960,16 @@ def report_path(reports_dir: Path, month_end: dt.date) -> Path:
 
 def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | None = None, *,
                      pdf: bool = True, code_revision: str | None = None, run_id: str | None = None,
-                     now: dt.datetime | None = None, store: MetricStore | None = None) -> BoardPackResult:
+                     now: dt.datetime | None = None, store: MetricStore | None = None,
+                     keep_if_unchanged: bool = False) -> BoardPackResult:
     """Render the pack of ``month_end`` (default: the latest) to ``<reports_dir>/<month_end>/board_pack.html``.
 
     With ``pdf`` and a chromium on the machine, also ``board_pack.pdf`` beside it; without chromium the PDF
     is skipped and ``pdf_note`` says why (it is logged, not raised: the HTML is the deliverable).
+
+    ``keep_if_unchanged``: when the pack on disk was rendered from the same rows by the same renderer
+    (and has its PDF if one is asked for), keep it instead of rendering it again; a new day of
+    collections then costs nothing for the 24 month-ends whose packs it does not change.
     """
     month_ends = available_month_ends(warehouse)
     if not month_ends:
@@ -978,8 +984,20 @@ def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | No
     provenance = Provenance(warehouse=str(Path(warehouse).resolve()),
                             generated_at=now or dt.datetime.now(dt.timezone.utc),
                             code_revision=code_revision, run_id=run_id)
-    document = render_board_pack(data, provenance, store)
     html_path = report_path(reports_dir, chosen)
+    inputs = {"data_fingerprint": data.fingerprint(), "renderer": _renderer_fingerprint(store)}
+    inputs_path = html_path.with_name(INPUTS_NAME)
+    missing = tuple(name for name, rows in (
+        ("cashflow", data.cashflow), ("covenants", data.covenants), ("roll-rates", data.roll_rates),
+        ("vintage-curves", data.vintages), ("concentration", data.top_obligors),
+        ("credit-loss", data.credit_loss)) if not rows)
+    if keep_if_unchanged and _recorded_inputs(inputs_path) == inputs and html_path.exists() and (
+            not pdf or find_chromium() is None or html_path.with_suffix(".pdf").exists()):
+        kept_pdf = html_path.with_suffix(".pdf")
+        return BoardPackResult(month_end=chosen, html_path=html_path, pdf_path=kept_pdf if kept_pdf.exists() else None,
+                               pdf_note=None, data_fingerprint=inputs["data_fingerprint"], sections_missing=missing,
+                               rewritten=False)
+    document = render_board_pack(data, provenance, store)
     _write_atomically(html_path, document.encode("utf-8"))
     pdf_path, pdf_note = None, None
     if pdf:
@@ -990,9 +1008,23 @@ def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | No
         else:
             pdf_path = html_path.with_suffix(".pdf")
             print_pdf(html_path, pdf_path, chromium)
-    missing = tuple(name for name, rows in (
-        ("cashflow", data.cashflow), ("covenants", data.covenants), ("roll-rates", data.roll_rates),
-        ("vintage-curves", data.vintages), ("concentration", data.top_obligors),
-        ("credit-loss", data.credit_loss)) if not rows)
+    _write_atomically(inputs_path, json.dumps(inputs, indent=1).encode())
     return BoardPackResult(month_end=chosen, html_path=html_path, pdf_path=pdf_path, pdf_note=pdf_note,
-                           data_fingerprint=data.fingerprint(), sections_missing=missing)
+                           data_fingerprint=inputs["data_fingerprint"], sections_missing=missing)
+
+
+INPUTS_NAME = "board_pack.inputs.json"
+
+
+def _renderer_fingerprint(store: MetricStore | None) -> str:
+    """This renderer's code and the metric store's labels: a change in either re-renders every pack."""
+    source = Path(__file__).read_bytes()
+    labels = store.model_dump_json().encode() if store is not None else b""
+    return hashlib.sha256(source + b"\0" + labels).hexdigest()
+
+
+def _recorded_inputs(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from abaco_assets.lib import board_pack
@@ -147,7 +148,22 @@ def test_write_is_atomic(warehouse, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_board_pack(warehouse, reports, pdf=False, now=NOW + dt.timedelta(days=1))
     assert first.html_path.read_bytes() == before
-    assert sorted(path.name for path in first.html_path.parent.iterdir()) == ["board_pack.html"]
+    assert sorted(path.name for path in first.html_path.parent.iterdir()) == ["board_pack.html",
+                                                                             "board_pack.inputs.json"]
+
+
+def test_a_pack_is_rendered_again_only_when_its_rows_change(warehouse, tmp_path):
+    reports = tmp_path / "reports"
+    first = write_board_pack(warehouse, reports, pdf=False, now=NOW, keep_if_unchanged=True)
+    before = first.html_path.read_bytes()
+    kept = write_board_pack(warehouse, reports, pdf=False, now=NOW + dt.timedelta(days=1), keep_if_unchanged=True)
+    assert not kept.rewritten and kept.html_path.read_bytes() == before
+    assert kept.data_fingerprint == first.data_fingerprint
+    assert write_board_pack(warehouse, reports, pdf=False, now=NOW + dt.timedelta(days=1)).rewritten  # not asked
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("update marts.kpi_portfolio_monthly set opb = opb + 1")
+    changed = write_board_pack(warehouse, reports, pdf=False, now=NOW + dt.timedelta(days=2), keep_if_unchanged=True)
+    assert changed.rewritten and changed.data_fingerprint != first.data_fingerprint
 
 
 def test_pdf_is_skipped_with_a_note_without_chromium(warehouse, tmp_path, monkeypatch):

@@ -2,9 +2,10 @@
 
 Why one asset for every month_end rather than a partition per month: a pack
 is rebuilt from the marts in well under a second, and after a restatement
-every month's pack must change together; a materialization that rewrites
-them all (the PDF only for the latest month, chromium is the slow part)
-keeps them consistent without a partition backfill.
+every month's pack must change together; a materialization that covers them
+all (the PDF only for the latest month, chromium is the slow part) keeps them
+consistent without a partition backfill. A month's pack is rendered again only
+when the rows it shows or the renderer changed (board_pack.inputs.json beside it).
 
 The rendering is pure (abaco_assets/lib/board_pack.py); this wrapper picks
 the folders from the ``settings`` resource at run time and reports paths,
@@ -82,25 +83,28 @@ def board_pack(context: dg.AssetExecutionContext, config: BoardPackConfig,
     results = []
     for month_end in month_ends:
         result = write_board_pack(warehouse, data_dir / "reports", month_end, pdf=config.pdf and month_end == latest,
-                                  code_revision=revision, run_id=context.run.run_id)
+                                  code_revision=revision, run_id=context.run.run_id, keep_if_unchanged=True)
         results.append(result)
         settings.audit(context, action="read", dataset="marts/kpi_portfolio_monthly", partition=month_end.isoformat(),
                        content_hash=result.data_fingerprint, detail="board pack inputs (marts and metrics)")
         for report in (result.html_path, result.pdf_path):
-            if report is not None:
+            if report is not None and result.rewritten:
                 settings.audit(context, action="write", dataset=f"reports/{report.name}",
                                partition=month_end.isoformat(),
                                content_hash=hashlib.sha256(report.read_bytes()).hexdigest())
         if result.pdf_note:
             context.log.info(result.pdf_note)
     newest = results[-1]
-    context.log.info(f"board packs written for {len(results)} month-ends; latest {newest.html_path}")
+    rewritten = [result.month_end.isoformat() for result in results if result.rewritten]
+    context.log.info(f"board packs of {len(results)} month-ends: {len(rewritten)} rendered, the others unchanged "
+                     f"(same rows, same renderer); latest {newest.html_path}")
     metadata = {
         "latest_month_end": latest.isoformat(),
         "latest_report": dg.MetadataValue.path(str(newest.html_path)),
         "latest_pdf": (dg.MetadataValue.path(str(newest.pdf_path)) if newest.pdf_path
                        else (newest.pdf_note or "not requested")),
         "month_ends": [result.month_end.isoformat() for result in results],
+        "rendered_month_ends": rewritten,
         "data_fingerprint": newest.data_fingerprint,
         "sections_not_yet_computed": list(newest.sections_missing),
         "dagster/row_count": len(results),

@@ -29,6 +29,7 @@ PDF printed from it next to it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -43,7 +44,7 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import duckdb
 
@@ -464,20 +465,32 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Sequence
             for row in cursor.fetchall()]
 
 
-def available_month_ends(warehouse: Path) -> list[dt.date]:
+@contextlib.contextmanager
+def reading(warehouse: Path, connection: duckdb.DuckDBPyConnection | None = None
+            ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse, or the caller's (one connection for many packs)."""
+    if connection is not None:
+        yield connection
+        return
+    with duckdb.connect(str(warehouse), read_only=True) as opened:
+        yield opened
+
+
+def available_month_ends(warehouse: Path, connection: duckdb.DuckDBPyConnection | None = None) -> list[dt.date]:
     """The month_ends of marts.kpi_portfolio_monthly, oldest first ([] before the marts exist)."""
-    if not Path(warehouse).exists():
+    if connection is None and not Path(warehouse).exists():
         return []
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with reading(warehouse, connection) as connection:
         if "marts.kpi_portfolio_monthly" not in _existing_tables(connection):
             return []
         return [row[0] for row in connection.execute(
             "select month_end from marts.kpi_portfolio_monthly order by month_end").fetchall()]
 
 
-def read_board_data(warehouse: Path, month_end: dt.date) -> BoardData:
+def read_board_data(warehouse: Path, month_end: dt.date,
+                    connection: duckdb.DuckDBPyConnection | None = None) -> BoardData:
     """Read what the pack of ``month_end`` shows: history up to month_end, never after it."""
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with reading(warehouse, connection) as connection:
         tables = _existing_tables(connection)
         if "marts.kpi_portfolio_monthly" not in tables:
             raise FileNotFoundError(f"{warehouse} has no marts.kpi_portfolio_monthly: build the marts first")
@@ -961,7 +974,8 @@ def report_path(reports_dir: Path, month_end: dt.date) -> Path:
 def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | None = None, *,
                      pdf: bool = True, code_revision: str | None = None, run_id: str | None = None,
                      now: dt.datetime | None = None, store: MetricStore | None = None,
-                     keep_if_unchanged: bool = False) -> BoardPackResult:
+                     keep_if_unchanged: bool = False,
+                     connection: duckdb.DuckDBPyConnection | None = None) -> BoardPackResult:
     """Render the pack of ``month_end`` (default: the latest) to ``<reports_dir>/<month_end>/board_pack.html``.
 
     With ``pdf`` and a chromium on the machine, also ``board_pack.pdf`` beside it; without chromium the PDF
@@ -971,11 +985,12 @@ def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | No
     (and has its PDF if one is asked for), keep it instead of rendering it again; a new day of
     collections then costs nothing for the 24 month-ends whose packs it does not change.
     """
-    month_ends = available_month_ends(warehouse)
-    if not month_ends:
-        raise FileNotFoundError(f"no marts.kpi_portfolio_monthly rows in {warehouse}: build the marts first")
-    chosen = month_end or month_ends[-1]
-    data = read_board_data(warehouse, chosen)
+    with reading(warehouse, connection) as connection:
+        month_ends = available_month_ends(warehouse, connection)
+        if not month_ends:
+            raise FileNotFoundError(f"no marts.kpi_portfolio_monthly rows in {warehouse}: build the marts first")
+        chosen = month_end or month_ends[-1]
+        data = read_board_data(warehouse, chosen, connection)
     if store is None:
         try:
             store = load_metric_store()

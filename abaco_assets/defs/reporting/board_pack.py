@@ -18,7 +18,7 @@ import hashlib
 
 import dagster as dg
 
-from abaco_assets.lib.board_pack import available_month_ends, write_board_pack
+from abaco_assets.lib.board_pack import available_month_ends, reading, write_board_pack
 from abaco_assets.resources import AbacoSettings
 
 BOARD_PACK = dg.AssetKey(["reporting", "board_pack"])
@@ -81,10 +81,13 @@ def board_pack(context: dg.AssetExecutionContext, config: BoardPackConfig,
     latest = month_ends[-1]
     revision = _code_revision()
     results = []
-    for month_end in month_ends:
-        result = write_board_pack(warehouse, data_dir / "reports", month_end, pdf=config.pdf and month_end == latest,
-                                  code_revision=revision, run_id=context.run.run_id, keep_if_unchanged=True)
-        results.append(result)
+    with reading(warehouse) as connection:  # one read-only connection for every month's pack
+        for month_end in month_ends:
+            results.append(write_board_pack(
+                warehouse, data_dir / "reports", month_end, pdf=config.pdf and month_end == latest,
+                code_revision=revision, run_id=context.run.run_id, keep_if_unchanged=True, connection=connection))
+    for result in results:
+        month_end = result.month_end
         settings.audit(context, action="read", dataset="marts/kpi_portfolio_monthly", partition=month_end.isoformat(),
                        content_hash=result.data_fingerprint, detail="board pack inputs (marts and metrics)")
         for report in (result.html_path, result.pdf_path):

@@ -9,12 +9,19 @@
 
 Both run as one DuckDB query each over the typed Parquet (no Python loop
 over loans); the result is a per-loan diff table.
+
+``reconcile_changed`` runs them on the dates whose inputs changed only: a
+date that reconciled cleanly against the same delivery versions (and the same
+code) keeps its result, so a new day costs one day, not the whole history.
+Dates with breaks, and collections dates without a covering tape yet, are
+compared again on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +37,7 @@ class Reconciliation:
     checked_dates: int
     pending_dates: int
     breaks: pl.DataFrame  # one row per (date, loan) that does not reconcile
+    unchanged_dates: int = 0  # reconciled cleanly before against the same deliveries, not compared again
 
     @property
     def passed(self) -> bool:
@@ -37,7 +45,9 @@ class Reconciliation:
 
     def summary(self) -> str:
         if self.passed:
-            return f"{self.name}: {self.checked_dates} dates reconcile ({self.pending_dates} pending a covering tape)"
+            unchanged = f"; {self.unchanged_dates} unchanged since they reconciled" if self.unchanged_dates else ""
+            return (f"{self.name}: {self.checked_dates} dates reconcile ({self.pending_dates} pending a covering tape"
+                    f"{unchanged})")
         dates = self.breaks["date"].n_unique()
         return f"{self.name}: {self.breaks.height} loan breaks on {dates} of {self.checked_dates} dates"
 
@@ -53,6 +63,10 @@ def _dates(days: list[dt.date]) -> str:
     return "(select unnest([" + ", ".join(f"date '{day.isoformat()}'" for day in days) + "]) as d)"
 
 
+def _literals(days: list[dt.date]) -> str:
+    return ", ".join(f"date '{day.isoformat()}'" for day in days) or "null"
+
+
 def collections_vs_cascade(typed_root: Path, collection_dates: list[dt.date]) -> Reconciliation:
     sql = f"""
     with tapes as (select distinct delivery_date as tape_date from {_glob(typed_root, 'cascade', 'loan_data')}),
@@ -64,7 +78,9 @@ def collections_vs_cascade(typed_root: Path, collection_dates: list[dt.date]) ->
     ),
     cash as (
         select delivery_date as d, loan_id, sum(amount) as collections_amount
-        from {_glob(typed_root, 'collections', 'collections')} group by all
+        from {_glob(typed_root, 'collections', 'collections')}
+        where delivery_date in ({_literals(collection_dates)})  -- constant: files of other dates are skipped
+        group by all
     ),
     tape_cash as (
         select cv.d, p.loan_id, sum(p.paid_total) as cascade_amount
@@ -104,10 +120,12 @@ def delinquency_vs_cascade(typed_root: Path, delinquency_dates: list[dt.date]) -
         select delivery_date as date, loan_id, days_past_due as cascade_dpd
         from {_glob(typed_root, 'cascade', 'loan_data')}
         where loan_status not in ('Complete', 'Written Off') and outstanding_principal > 0
+          and delivery_date in ({_literals(delinquency_dates)})
     ),
     feed as (
         select delivery_date as date, loan_id, days_past_due as delinquency_dpd
         from {_glob(typed_root, 'delinquency', 'delinquency')}
+        where delivery_date in ({_literals(delinquency_dates)})
     ),
     shared_dates as (
         select distinct date from (select distinct date from tape) t
@@ -133,3 +151,54 @@ def delinquency_vs_cascade(typed_root: Path, delinquency_dates: list[dt.date]) -
         breaks = con.sql(sql).pl()
         checked = con.execute(counts).fetchone()[0]
     return Reconciliation("delinquency_vs_cascade", checked, 0, breaks)
+
+
+# ---------------------------------------------------------------------------------------------
+# Only what changed
+# ---------------------------------------------------------------------------------------------
+
+Versions = Mapping[str, Mapping[str, "str | None"]]  # source -> delivery date (ISO) -> version in force
+CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def collections_inputs(in_force: Versions) -> dict[dt.date, str | None]:
+    """Per collections date: its version and the version of the tape that covers it (None: no tape yet)."""
+    tapes = sorted((dt.date.fromisoformat(day), version) for day, version in in_force.get("cascade", {}).items()
+                   if version)
+    inputs = {}
+    for day, version in in_force.get("collections", {}).items():
+        if not version:
+            continue
+        date = dt.date.fromisoformat(day)
+        covering = next((tape_version for tape_date, tape_version in tapes if tape_date >= date), None)
+        inputs[date] = f"{version}|{covering}" if covering else None
+    return inputs
+
+
+def delinquency_inputs(in_force: Versions) -> dict[dt.date, str]:
+    """Per delinquency date that has a tape of the same date: the two versions (other dates are not compared)."""
+    tapes = in_force.get("cascade", {})
+    return {dt.date.fromisoformat(day): f"{version}|{tapes[day]}"
+            for day, version in in_force.get("delinquency", {}).items() if version and tapes.get(day)}
+
+
+def reconcile_changed(compare: Callable[[Path, list[dt.date]], Reconciliation], typed_root: Path,
+                      inputs: Mapping[dt.date, str | None], ledger: Mapping) -> tuple[Reconciliation, dict]:
+    """Compare the dates whose inputs changed since they last reconciled cleanly; returns the new ledger.
+
+    ``inputs``: date -> the versions it is compared on (None: nothing to compare it with yet, so it is
+    passed on every run and reported as pending). The ledger holds date -> versions of the dates that
+    reconciled without a break, and the code they were compared by.
+    """
+    clean = dict(ledger.get("dates", {})) if ledger.get("code") == CODE else {}
+    changed = sorted(day for day, key in inputs.items() if key is None or clean.get(day.isoformat()) != key)
+    result = compare(typed_root, changed)
+    broken = set(result.breaks["date"].to_list()) if result.breaks.height else set()
+    current = {day.isoformat() for day in inputs}
+    clean = {day: key for day, key in clean.items() if day in current}
+    for day in changed:
+        if inputs[day] is not None and day not in broken:
+            clean[day.isoformat()] = inputs[day]
+    result.unchanged_dates = len(inputs) - len(changed)
+    result.checked_dates += result.unchanged_dates
+    return result, {"code": CODE, "dates": dict(sorted(clean.items()))}

@@ -4,7 +4,10 @@ import datetime as dt
 
 from abaco_assets.lib.deliveries import Zones, accepted_dates, process_delivery
 from abaco_assets.lib.landing import scan_landing
-from abaco_assets.lib.reconciliation import collections_vs_cascade, delinquency_vs_cascade
+from abaco_assets.lib.reconciliation import (
+    collections_inputs, collections_vs_cascade, delinquency_inputs, delinquency_vs_cascade, reconcile_changed,
+)
+from abaco_assets.lib.run_plan import in_force_versions
 from abaco_assets_tests.fixtures.landing_writer import (
     customer, loan, write_collections, write_delinquency, write_tape,
 )
@@ -72,3 +75,47 @@ def test_a_consistent_day_reconciles(tmp_path):
     zones = ingest_all(landing, tmp_path / "data")
     assert collections_vs_cascade(zones.typed.path(""), accepted_dates(zones, "collections")).passed
     assert delinquency_vs_cascade(zones.typed.path(""), accepted_dates(zones, "delinquency")).passed
+
+
+def test_only_dates_whose_deliveries_changed_are_compared_again(tmp_path):
+    landing = tmp_path / "landing"
+    write_tape(landing, TAPE, {
+        "loan_data": [loan("L1", "C1", outstanding_principal="900.00")], "customer_data": [customer("C1")],
+        "payment_schedule": [],
+        "historic_real_payment": [payment("P1", "L1", "2026-01-20", "100.00"), payment("P2", "L1", "2026-01-21", "5.00")],
+    })
+    write_collections(landing, dt.date(2026, 1, 20), [collection("P1", "L1", "2026-01-20", "100.00")])
+    write_collections(landing, dt.date(2026, 1, 21), [])  # breaks: Cascade says 5.00 arrived
+    write_collections(landing, dt.date(2026, 2, 3), [collection("P9", "L1", "2026-02-03", "50.00")])  # no tape yet
+    write_delinquency(landing, TAPE, [delinquent("L1", "0")])
+    zones = ingest_all(landing, tmp_path / "data")
+    root, in_force = zones.typed.path(""), in_force_versions(zones)
+    compared = []
+
+    def spy(typed_root, days):
+        compared.append(days)
+        return collections_vs_cascade(typed_root, days)
+
+    inputs = collections_inputs(in_force)
+    assert inputs[dt.date(2026, 2, 3)] is None  # nothing covers it yet
+    first, ledger = reconcile_changed(spy, root, inputs, {})
+    assert (first.checked_dates, first.pending_dates, first.unchanged_dates) == (2, 1, 0) and not first.passed
+    assert set(ledger["dates"]) == {"2026-01-20"}  # only the clean date is remembered
+    second, ledger = reconcile_changed(spy, root, inputs, ledger)
+    assert compared[-1] == [dt.date(2026, 1, 21), dt.date(2026, 2, 3)]  # the break and the pending date again
+    assert (second.checked_dates, second.pending_dates, second.unchanged_dates) == (2, 1, 1)
+    assert second.breaks.rows() == first.breaks.rows() and "1 loan breaks on 1 of 2 dates" in second.summary()
+    # a restated collections file, or another tape version, changes the inputs: compared again
+    restated = {**in_force, "collections": {**in_force["collections"], "2026-01-20": "restated"}}
+    reconcile_changed(spy, root, collections_inputs(restated), ledger)
+    assert dt.date(2026, 1, 20) in compared[-1]
+    # the code changed: every date again
+    reconcile_changed(spy, root, inputs, {**ledger, "code": "an older reconciliation"})
+    assert compared[-1] == sorted(inputs)
+
+    dpd_inputs = delinquency_inputs(in_force)
+    assert list(dpd_inputs) == [TAPE]
+    dpd, dpd_ledger = reconcile_changed(delinquency_vs_cascade, root, dpd_inputs, {})
+    assert dpd.passed and dpd.checked_dates == 1
+    again, _ = reconcile_changed(delinquency_vs_cascade, root, dpd_inputs, dpd_ledger)
+    assert again.passed and (again.checked_dates, again.unchanged_dates) == (1, 1)

@@ -10,9 +10,13 @@ import json
 
 import dagster as dg
 
-from abaco_assets.lib.deliveries import accepted_dates
+from abaco_assets.lib.deliveries import Zones
 from abaco_assets.lib.markdown import markdown_table
-from abaco_assets.lib.reconciliation import Reconciliation, collections_vs_cascade, delinquency_vs_cascade
+from abaco_assets.lib.reconciliation import (
+    Reconciliation, collections_inputs, collections_vs_cascade, delinquency_inputs, delinquency_vs_cascade,
+    reconcile_changed,
+)
+from abaco_assets.lib.run_plan import in_force_versions
 from abaco_assets.resources import AbacoSettings
 
 MAX_ROWS_IN_METADATA = 20
@@ -40,6 +44,7 @@ def _result(context, settings: AbacoSettings, recon: Reconciliation) -> dg.Asset
         description=recon.summary(),
         metadata={
             "checked_dates": recon.checked_dates,
+            "unchanged_dates": recon.unchanged_dates,
             "pending_dates": recon.pending_dates,
             "breaks": recon.breaks.height,
             "diff_sample": dg.MetadataValue.md(markdown_table(sample)) if sample.height else "none",
@@ -59,8 +64,8 @@ def _result(context, settings: AbacoSettings, recon: Reconciliation) -> dg.Asset
 )
 def collections_reconcile(context: dg.AssetCheckExecutionContext, settings: AbacoSettings) -> dg.AssetCheckResult:
     zones = settings.zones()
-    return _result(context, settings,
-                   collections_vs_cascade(zones.typed.path(""), accepted_dates(zones, "collections")))
+    return _result(context, settings, _changed_only(zones, collections_vs_cascade,
+                                                    collections_inputs(in_force_versions(zones))))
 
 
 @dg.asset_check(
@@ -73,8 +78,17 @@ def collections_reconcile(context: dg.AssetCheckExecutionContext, settings: Abac
 )
 def delinquency_reconcile(context: dg.AssetCheckExecutionContext, settings: AbacoSettings) -> dg.AssetCheckResult:
     zones = settings.zones()
-    return _result(context, settings,
-                   delinquency_vs_cascade(zones.typed.path(""), accepted_dates(zones, "delinquency")))
+    return _result(context, settings, _changed_only(zones, delinquency_vs_cascade,
+                                                    delinquency_inputs(in_force_versions(zones))))
+
+
+def _changed_only(zones: Zones, compare, inputs) -> Reconciliation:
+    """Compare only the dates whose deliveries changed since they reconciled cleanly (ledger in the catalog)."""
+    key = f"_reconciled_{compare.__name__}.json"
+    ledger = json.loads(zones.catalog.read(key)) if zones.catalog.exists(key) else {}
+    result, ledger = reconcile_changed(compare, zones.typed.path(""), inputs, ledger)
+    zones.catalog.replace(key, json.dumps(ledger, indent=1).encode())
+    return result
 
 
 reconciliation_checks = [collections_reconcile, delinquency_reconcile]

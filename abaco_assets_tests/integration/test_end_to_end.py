@@ -48,6 +48,8 @@ def test_first_run_accepts_everything_and_builds_every_mart(workspace):
         metric_rows = {t: con.execute(f"select count(*) from metrics.{t}").fetchone()[0] for t in (
             "metric_cashflow_projection", "metric_expected_credit_loss", "metric_covenants", "metric_borrowing_base")}
     assert months == 4
+    results = json.loads((data / "dbt" / "target" / "run_results.json").read_text())["results"]
+    assert any(r["unique_id"].startswith("unit_test.") for r in results)  # the first build under this code
     assert metric_rows["metric_cashflow_projection"] == 24 and metric_rows["metric_covenants"] == 4 * 4
     assert all(metric_rows.values()), metric_rows
     # raw zone is content-addressed and write-once; typed zone holds no clear PII
@@ -110,6 +112,8 @@ def test_a_new_day_rebuilds_only_what_reads_the_daily_feeds_and_equals_a_full_re
     assert "downstream of collections, delinquency): ok" in incremental.stdout
     results = json.loads((data / "dbt" / "target" / "run_results.json").read_text())["results"]
     built = {r["unique_id"].split(".")[2] for r in results if r["unique_id"].startswith("model.")}
+    # dbt's unit tests passed in the first build under this code: they test SQL, not data
+    assert not any(r["unique_id"].startswith("unit_test.") for r in results)
     assert {"stg_collections__collections", "stg_delinquency__delinquency", "collections_by_stage"} <= built
     assert not built & {"int_loan_month_panel", "int_month_end_snapshots", *MARTS}  # no tape changed
     # the staging tests read the new day only, and the ledger now records it as tested

@@ -215,6 +215,10 @@ def test_each_alert_kind_fires_once_per_incident(pipeline, alert_env, slack, smt
         frame = pl.read_parquet(path)
         frame.with_columns((pl.col("amount") + pl.when(pl.int_range(pl.len()) == 0).then(100).otherwise(0))
                            .alias("amount")).write_parquet(path)
+        # changed behind the catalog's back (a restatement would bring a new version): forget which
+        # dates reconciled cleanly, so the check compares every date again
+        for ledger in (pipeline.data / "catalog").glob("_reconciled_*.json"):
+            ledger.unlink()
 
     bump(typed[3])
     new = [observe(recon.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET))

@@ -152,16 +152,17 @@ class _TestScope:
     """The staging tests' scope (lib/test_scope.py): computed before a build, recorded after it passed."""
 
     def __init__(self, ledger_path: Path, ledger: dict, code: str, in_force: dict, models: dict[str, str],
-                 tested_models: set[str], scope: dict[str, list[str]] | None):
+                 tested_models: set[str], scope: dict[str, list[str]] | None, whole_project: bool):
         self.ledger_path, self.ledger, self.code, self.in_force = ledger_path, ledger, code, in_force
-        self.models, self.tested_models = models, tested_models
+        self.models, self.tested_models, self.whole_project = models, tested_models, whole_project
         self.variable = test_scope.scope_variable(scope)
+        self.unit_tests_passed = ledger.get("unit_tests") == code
 
     @property
     def unit_test_args(self) -> list[str]:
-        """dbt's unit tests check the SQL on fixed inputs, not the data: they run when the code is new
-        to this data folder (no passing build recorded under it), not on every build."""
-        return [] if self.ledger.get("code") != self.code else ["--exclude-resource-type", "unit_test"]
+        """dbt's unit tests check the SQL on fixed inputs, not the data: they run until a build of the
+        whole project passed them under this code in this data folder, not on every build."""
+        return ["--exclude-resource-type", "unit_test"] if self.unit_tests_passed else []
 
     @classmethod
     def before_build(cls, settings: AbacoSettings, context: dg.AssetExecutionContext) -> "_TestScope":
@@ -175,14 +176,17 @@ class _TestScope:
                   and all(key in context.selected_asset_check_keys for key in checks
                           if key.asset_key == dg.AssetKey(["staging", model]))}
         built = cls(ledger_path, ledger, code, in_force, models, tested,
-                    test_scope.pending(ledger, code, in_force, models))
+                    test_scope.pending(ledger, code, in_force, models),
+                    whole_project=set(context.assets_def.keys) <= set(context.selected_asset_keys))
         context.log.info(test_scope.describe(json.loads(built.variable) if built.variable else None))
         return built
 
     def record_passed(self) -> None:
-        if not self.tested_models:
+        if not self.tested_models and not self.whole_project:
             return
         ledger = test_scope.recorded(self.ledger, self.code, self.in_force, self.models, self.tested_models)
+        if self.unit_tests_passed or self.whole_project:  # this build ran every unit test, or one before it did
+            ledger["unit_tests"] = self.code
         LocalZone(self.ledger_path.parent).replace(self.ledger_path.name, json.dumps(ledger, indent=1).encode())
 
 

@@ -48,6 +48,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import duckdb
 
+from abaco_assets.lib.storage import read_json_record
 from abaco_assets.lib.metric_store import MetricStore, MetricStoreError, load_metric_store
 
 log = logging.getLogger(__name__)
@@ -1006,7 +1007,7 @@ def write_board_pack(warehouse: Path, reports_dir: Path, month_end: dt.date | No
         ("cashflow", data.cashflow), ("covenants", data.covenants), ("roll-rates", data.roll_rates),
         ("vintage-curves", data.vintages), ("concentration", data.top_obligors),
         ("credit-loss", data.credit_loss)) if not rows)
-    if keep_if_unchanged and _recorded_inputs(inputs_path) == inputs and html_path.exists() and (
+    if keep_if_unchanged and read_json_record(inputs_path) == inputs and html_path.exists() and (
             not pdf or find_chromium() is None or html_path.with_suffix(".pdf").exists()):
         kept_pdf = html_path.with_suffix(".pdf")
         return BoardPackResult(month_end=chosen, html_path=html_path, pdf_path=kept_pdf if kept_pdf.exists() else None,
@@ -1036,10 +1037,3 @@ def _renderer_fingerprint(store: MetricStore | None) -> str:
     source = Path(__file__).read_bytes()
     labels = store.model_dump_json().encode() if store is not None else b""
     return hashlib.sha256(source + b"\0" + labels).hexdigest()
-
-
-def _recorded_inputs(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None

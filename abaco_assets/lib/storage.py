@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ _MD5_CHUNK_BYTES = 1 << 20
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def read_json_record(path: Path | str) -> dict:
+    """A small JSON state file (a ledger, a fingerprint record); {} when missing or unreadable, so the
+    caller recomputes rather than trusts it."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def append_line(path: Path | str, line: bytes) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 SCOPE_VARIABLE = "ABACO_TEST_SCOPE"
 LEDGER_NAME = "tested_deliveries.json"
@@ -36,14 +35,6 @@ def staging_models(manifest_nodes: Mapping[str, dict]) -> dict[str, str]:
         if len(sources) == 1:
             models[node["name"]] = sources.pop()
     return models
-
-
-def read_ledger(path: Path) -> dict:
-    try:
-        ledger = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return ledger if isinstance(ledger, dict) else {}
 
 
 def pending(ledger: Mapping, code: str, in_force: Versions, models: Mapping[str, str]) -> dict[str, list[str]] | None:

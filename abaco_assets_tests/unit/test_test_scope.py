@@ -4,6 +4,7 @@ import json
 
 from abaco_assets.lib import test_scope
 from abaco_assets.lib.dbt_manifest import MANIFEST
+from abaco_assets.lib.storage import read_json_record
 
 MODELS = {"stg_cascade__loan_data": "cascade", "stg_cascade__customer_data": "cascade",
           "stg_collections__collections": "collections"}
@@ -63,6 +64,8 @@ def test_a_scope_too_long_for_the_environment_tests_everything():
 
 def test_an_unreadable_ledger_counts_as_none(tmp_path):
     path = tmp_path / test_scope.LEDGER_NAME
-    assert test_scope.read_ledger(path) == {}
+    assert read_json_record(path) == {}
     path.write_text("{not json")
-    assert test_scope.read_ledger(path) == {}
+    assert read_json_record(path) == {}
+    path.write_text("[1, 2]")
+    assert read_json_record(path) == {}

@@ -17,6 +17,7 @@ from abaco_assets.lib.reconciliation import (
     reconcile_changed,
 )
 from abaco_assets.lib.run_plan import in_force_versions
+from abaco_assets.lib.storage import read_json_record
 from abaco_assets.resources import AbacoSettings
 
 MAX_ROWS_IN_METADATA = 20
@@ -85,8 +86,7 @@ def delinquency_reconcile(context: dg.AssetCheckExecutionContext, settings: Abac
 def _changed_only(zones: Zones, compare, inputs) -> Reconciliation:
     """Compare only the dates whose deliveries changed since they reconciled cleanly (ledger in the catalog)."""
     key = f"_reconciled_{compare.__name__}.json"
-    ledger = json.loads(zones.catalog.read(key)) if zones.catalog.exists(key) else {}
-    result, ledger = reconcile_changed(compare, zones.typed.path(""), inputs, ledger)
+    result, ledger = reconcile_changed(compare, zones.typed.path(""), inputs, read_json_record(zones.catalog.path(key)))
     zones.catalog.replace(key, json.dumps(ledger, indent=1).encode())
     return result
 

@@ -24,7 +24,7 @@ from abaco_assets.lib.metric_store import metadata_for_model
 from abaco_assets.lib import test_scope
 from abaco_assets.lib.environ import environment
 from abaco_assets.lib.run_plan import code_fingerprint, in_force_fingerprint, in_force_versions
-from abaco_assets.lib.storage import LocalZone
+from abaco_assets.lib.storage import LocalZone, read_json_record
 from contracts.registry import CONTRACT_VERSIONS
 from abaco_assets.resources import AbacoSettings
 
@@ -168,7 +168,7 @@ class _TestScope:
     def before_build(cls, settings: AbacoSettings, context: dg.AssetExecutionContext) -> "_TestScope":
         models = test_scope.staging_models(_manifest_nodes())
         ledger_path = settings.data() / "dbt" / test_scope.LEDGER_NAME
-        ledger, code, in_force = test_scope.read_ledger(ledger_path), code_fingerprint(), in_force_versions(settings.zones())
+        ledger, code, in_force = read_json_record(ledger_path), code_fingerprint(), in_force_versions(settings.zones())
         # a model's tests ran only if the model and all its checks are in this run's selection
         checks = context.assets_def.check_keys
         tested = {model for model in models

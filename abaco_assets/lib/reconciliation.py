@@ -28,6 +28,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from abaco_assets.lib.run_plan import Versions
+
 TOLERANCE = 0.01
 
 
@@ -60,7 +62,7 @@ def _dates(days: list[dt.date]) -> str:
     """A SQL relation of dates (from the catalog: a header-only file has no rows but is a delivery)."""
     if not days:
         return "(select cast(null as date) as d where false)"
-    return "(select unnest([" + ", ".join(f"date '{day.isoformat()}'" for day in days) + "]) as d)"
+    return "(select unnest([" + _literals(days) + "]) as d)"
 
 
 def _literals(days: list[dt.date]) -> str:
@@ -157,7 +159,6 @@ def delinquency_vs_cascade(typed_root: Path, delinquency_dates: list[dt.date]) -
 # Only what changed
 # ---------------------------------------------------------------------------------------------
 
-Versions = Mapping[str, Mapping[str, "str | None"]]  # source -> delivery date (ISO) -> version in force
 CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 

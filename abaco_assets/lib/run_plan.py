@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +44,18 @@ def contiguous_ranges(source: str, dates: list[dt.date]) -> list[DateRange]:
     return ranges
 
 
-def in_force_fingerprint(zones: Zones) -> str:
-    """A hash of every (source, date) -> version in force: the marts' inputs."""
-    return sha256_hex("\n".join(_in_force_entries(zones)).encode())
+Versions = Mapping[str, Mapping[str, "str | None"]]  # source -> delivery date (ISO) -> version in force
+
+
+def fingerprint_of(versions: Versions) -> str:
+    """A hash of every (source, date) -> version in force (``in_force_versions``): the marts' inputs."""
+    return sha256_hex("\n".join(_entries(versions)).encode())
 
 
 def in_force_fingerprints(zones: Zones) -> dict[str, str]:
     """The same hash per source: which feeds changed since the marts were last built."""
     by_source: dict[str, list[str]] = {}
-    for entry in _in_force_entries(zones):
+    for entry in _entries(in_force_versions(zones)):
         by_source.setdefault(entry.split("/", 1)[0], []).append(entry)
     return {source: sha256_hex("\n".join(entries).encode()) for source, entries in by_source.items()}
 
@@ -64,9 +68,8 @@ def in_force_versions(zones: Zones) -> dict[str, dict[str, str | None]]:
     return versions
 
 
-def _in_force_entries(zones: Zones) -> list[str]:
-    return [f"{source}/{day}={version}" for source, days in in_force_versions(zones).items()
-            for day, version in days.items()]
+def _entries(versions: Versions) -> list[str]:
+    return [f"{source}/{day}={version}" for source, days in versions.items() for day, version in days.items()]
 
 
 def changed_sources(previous: dict, fingerprints: dict[str, str], project: str) -> set[str] | None:

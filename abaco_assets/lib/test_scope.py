@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
+from abaco_assets.lib.run_plan import Versions
+
 SCOPE_VARIABLE = "ABACO_TEST_SCOPE"
 LEDGER_NAME = "tested_deliveries.json"
 # an environment string must stay well under the kernel's 128 KiB per-string limit
 MAX_SCOPE_BYTES = 64_000
-
-Versions = Mapping[str, Mapping[str, str | None]]  # source -> delivery date -> version in force
 
 
 def staging_models(manifest_nodes: Mapping[str, dict]) -> dict[str, str]:

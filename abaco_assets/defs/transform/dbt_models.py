@@ -23,7 +23,7 @@ from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.metric_store import metadata_for_model
 from abaco_assets.lib import test_scope
 from abaco_assets.lib.environ import environment
-from abaco_assets.lib.run_plan import code_fingerprint, in_force_fingerprint, in_force_versions
+from abaco_assets.lib.run_plan import Versions, code_fingerprint, fingerprint_of, in_force_versions
 from abaco_assets.lib.storage import LocalZone, read_json_record
 from contracts.registry import CONTRACT_VERSIONS
 from abaco_assets.resources import AbacoSettings
@@ -117,11 +117,12 @@ def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: VenvDbtCliResource,
     ensure_schema_files(settings.zones())
     # dbt's artefacts of the last build live with the data, not in the repo checkout
     target = settings.data() / "dbt" / "target"
-    fingerprint = in_force_fingerprint(settings.zones())
+    in_force = in_force_versions(settings.zones())
+    fingerprint = fingerprint_of(in_force)
     for source_key in SOURCE_KEYS:
         settings.audit(context, action="read", dataset="typed/" + "/".join(source_key.path[1:]),
                        content_hash=fingerprint, detail="dbt sources: the deliveries in force")
-    scope = _TestScope.before_build(settings, context)
+    scope = _TestScope.before_build(settings, context, in_force)
     with environment({test_scope.SCOPE_VARIABLE: scope.variable}):  # dbt's process inherits it
         invocation = dbt.cli(["build", *scope.unit_test_args], context=context, target_path=target)
     built, failure = [], None
@@ -165,10 +166,11 @@ class _TestScope:
         return ["--exclude-resource-type", "unit_test"] if self.unit_tests_passed else []
 
     @classmethod
-    def before_build(cls, settings: AbacoSettings, context: dg.AssetExecutionContext) -> "_TestScope":
+    def before_build(cls, settings: AbacoSettings, context: dg.AssetExecutionContext, in_force: Versions
+                     ) -> "_TestScope":
         models = test_scope.staging_models(_manifest_nodes())
         ledger_path = settings.data() / "dbt" / test_scope.LEDGER_NAME
-        ledger, code, in_force = read_json_record(ledger_path), code_fingerprint(), in_force_versions(settings.zones())
+        ledger, code = read_json_record(ledger_path), code_fingerprint()
         # a model's tests ran only if the model and all its checks are in this run's selection
         checks = context.assets_def.check_keys
         tested = {model for model in models

@@ -298,8 +298,9 @@ def _parse_types(frame: pl.DataFrame, contract: type[FeedTable], result: TableVa
         for (spec, cond, rule, message), count in zip(checks, counts):
             if not count:
                 continue
-            rows = frame.filter(cond)["__row"].to_list()
-            values = frame.filter(pl.col("__row").is_in(rows[:MAX_SAMPLES_PER_RULE]))[spec.header].to_list()
+            failing = frame.filter(cond)
+            rows = failing["__row"].to_list()
+            values = failing[spec.header].head(MAX_SAMPLES_PER_RULE).to_list()
             result.add([
                 Violation(result.file, rule, message, row=row, column=spec.header, value=value,
                           hint=spec.hint or _HINTS.get(rule, ""))

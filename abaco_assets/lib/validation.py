@@ -162,16 +162,17 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
     if not data:
         result.add([Violation(file, "file.empty", "the file is empty (0 bytes)", hint=_HINTS["file.empty"])])
         return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        result.add([Violation(file, "file.encoding", f"not UTF-8 at byte {exc.start}", row=line,
-                              hint=_HINTS["file.encoding"])])
-        return None
+    if not data.isascii():  # ASCII is UTF-8; checking that copies nothing, decoding copies the file
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            result.add([Violation(file, "file.encoding", f"not UTF-8 at byte {exc.start}", row=line,
+                                  hint=_HINTS["file.encoding"])])
+            return None
     body = data[3:] if data.startswith(codecs.BOM_UTF8) else data
-    newline = text.find("\n")  # not split(): that would copy the whole body
-    first_line = (text if newline < 0 else text[:newline]).removeprefix("\ufeff").rstrip("\r")
+    newline = body.find(b"\n")  # not split(): that would copy the whole body
+    first_line = (body if newline < 0 else body[:newline]).decode("utf-8").rstrip("\r")
     header = next(csv.reader([first_line]), [])
     names = [name.strip() for name in header]
     if len(names) == 1 and any(sep in first_line for sep in (";", "\t", "|")):
@@ -198,8 +199,8 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
     except pa.ArrowInvalid as exc:
         message = str(exc).removeprefix("CSV parse error: ").strip()
         snippet = message.split(": ", 1)[1] if ": " in message else ""
-        offset = text.find(snippet) if snippet else -1
-        row = text.count("\n", 0, offset) + 1 if offset >= 0 else None
+        offset = data.find(snippet.encode("utf-8")) if snippet else -1
+        row = data.count(b"\n", 0, offset) + 1 if offset >= 0 else None
         result.add([Violation(file, "file.malformed_csv", f"cannot be parsed as CSV: {message[:300]}", row=row,
                               hint=_HINTS["file.malformed_csv"])])
         return None

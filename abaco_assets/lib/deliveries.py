@@ -145,12 +145,18 @@ def ensure_schema_files(zones: Zones) -> None:
 WORKERS = 2
 
 
-def _parallel(function: Callable[[Any], Any], items: list) -> list:
-    """``[function(item) for item in items]``, in order, on up to WORKERS threads (first error raised)."""
+def _parallel(function: Callable[[Any], Any], items: list, *, size: Callable[[Any], int] | None = None) -> list:
+    """``[function(item) for item in items]``, in order, on up to WORKERS threads (first error raised).
+
+    Given ``size``, the largest items start first, so the workers finish together (a tape's two
+    big tables on two workers, not one behind the other while the small ones leave the other idle).
+    """
     if len(items) < 2:
         return [function(item) for item in items]
+    order = sorted(range(len(items)), key=lambda i: -size(items[i])) if size else range(len(items))
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return list(pool.map(function, items))
+        futures = {i: pool.submit(function, items[i]) for i in order}
+        return [futures[i].result() for i in range(len(items))]
 
 
 def _land(zones: Zones, item: LandingFile) -> tuple[bytes, str, bool]:
@@ -240,7 +246,7 @@ def process_delivery(
         if zones.raw.put_once(raw_key(item, sha256_hex(data)), data):
             audit(action="write", dataset=f"raw/{source}/{item.table}", partition=partition,
                   content_hash=sha256_hex(data), detail=f"superseded version {item.key}")
-    landed = _parallel(lambda item: _land(zones, item), list(newest.values()))
+    landed = _parallel(lambda item: _land(zones, item), list(newest.values()), size=lambda item: item.size)
     for (table, item), (data, sha, written) in zip(newest.items(), landed):
         audit(action="read", dataset=f"landing/{source}/{table}", partition=partition, content_hash=sha,
               detail=item.key)
@@ -267,16 +273,28 @@ def process_delivery(
                               superseded=[{"landing_key": f.key, "mtime": f.mtime} for f in superseded])
     missing = [t for t in tables_of(source) if t not in newest and CONTRACT_VERSIONS[(source, t)][-1].required_in_delivery]
     validations: dict[str, TableValidation] = {}
+    encoded: dict[str, _Typed | None] = {}
+    pii_findings: list[dict[str, Any]] = []
     if missing:
         outcome.status = "incomplete"
         titles = ", ".join(CONTRACT_VERSIONS[(source, t)][-1].title for t in missing)
         outcome.message = f"{source} delivery of {delivery_date} is incomplete: missing {titles}"
     else:
-        checked = _parallel(lambda table: validate_csv(payloads[table], file=newest[table].key,
-                                                       versions=CONTRACT_VERSIONS[(source, table)],
-                                                       delivery_date=delivery_date), list(payloads))
-        for table, validation in zip(payloads, checked):
+        def check(table: str) -> tuple[TableValidation, _Typed | None, list[dict[str, Any]]]:
+            """Validate one table and, when it passes, mask and encode its typed Parquet and scan it for
+            undeclared PII (used only if the whole delivery passes; nothing is written here)."""
+            validation = validate_csv(payloads[table], file=newest[table].key,
+                                      versions=CONTRACT_VERSIONS[(source, table)], delivery_date=delivery_date)
+            if not validation.ok:
+                return validation, None, []
+            return (validation, _typed(source, table, delivery_date, validation, pii_key),
+                    _undeclared_pii(table, validation))
+
+        checked = _parallel(check, list(payloads), size=lambda table: len(payloads[table]))
+        for table, (validation, typed, findings) in zip(payloads, checked):
             validations[table] = validation
+            encoded[table] = typed
+            pii_findings += findings
             record = records[table]
             record.rows, record.contract, record.ok = validation.rows, validation.contract_id, validation.ok
             record.violation_counts = dict(validation.violation_counts)
@@ -309,8 +327,8 @@ def process_delivery(
             audit(action="quarantine", dataset=f"quarantine/{source}/{table}", partition=partition,
                   content_hash=record.sha256, detail=outcome.message[:200])
     elif outcome.status == "accepted":
-        outcome.pii_findings = _undeclared_pii(validations)
-        for table, rows, digest, sample in _promote(zones, source, delivery_date, validations, pii_key):
+        outcome.pii_findings = pii_findings
+        for table, rows, digest, sample in _promote(zones, source, delivery_date, encoded, pii_key):
             outcome.masked_samples[table] = sample
             audit(action="write", dataset=f"typed/{source}/{table}", partition=partition, rows=rows,
                   content_hash=digest)
@@ -369,22 +387,36 @@ def _quarantine(zones: Zones, source: str, table: str, delivery_date: dt.date, r
     record.quarantine_key = base + ext
 
 
-def _promote(zones: Zones, source: str, delivery_date: dt.date, validations: dict[str, TableValidation],
-             pii_key: bytes) -> Iterator[tuple[str, int, str, list[dict[str, Any]]]]:
-    """Write the masked, typed Parquet of every table of the delivery (zero rows for an absent optional one)."""
-    def promote(table: str) -> tuple[str, int, str, list[dict[str, Any]]]:
-        contract = CONTRACT_VERSIONS[(source, table)][-1]
-        validation = validations.get(table)
-        if validation is None or validation.frame is None:
-            frame = pl.DataFrame(schema=typed_polars_schema(contract))
-        else:
-            frame = mask_frame(validation.frame, validation.contract, pii_key)
-            frame = frame.select(pl.lit(delivery_date).alias("delivery_date"), pl.all())
-        data = _parquet_bytes(frame)
-        zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", data)
-        return table, frame.height, sha256_hex(data), _sample(frame)
+@dataclass(frozen=True)
+class _Typed:
+    """One table's masked, typed Parquet, encoded but not yet written."""
 
-    yield from _parallel(promote, list(tables_of(source)))
+    data: bytes
+    rows: int
+    sample: list[dict[str, Any]]
+
+
+def _typed(source: str, table: str, delivery_date: dt.date, validation: TableValidation | None,
+           pii_key: bytes) -> _Typed:
+    """The typed-zone Parquet of one table (zero rows for an absent optional table)."""
+    if validation is None or validation.frame is None:
+        frame = pl.DataFrame(schema=typed_polars_schema(CONTRACT_VERSIONS[(source, table)][-1]))
+    else:
+        frame = mask_frame(validation.frame, validation.contract, pii_key)
+        frame = frame.select(pl.lit(delivery_date).alias("delivery_date"), pl.all())
+    return _Typed(_parquet_bytes(frame), frame.height, _sample(frame))
+
+
+def _promote(zones: Zones, source: str, delivery_date: dt.date, encoded: dict[str, _Typed | None],
+             pii_key: bytes) -> Iterator[tuple[str, int, str, list[dict[str, Any]]]]:
+    """Write the typed Parquet of every table of the delivery (zero rows for an absent optional one)."""
+    def promote(table: str) -> tuple[str, int, str, list[dict[str, Any]]]:
+        typed = encoded.get(table) or _typed(source, table, delivery_date, None, pii_key)
+        zones.typed.replace(f"{source}/{table}/{delivery_date.isoformat()}/data.parquet", typed.data)
+        return table, typed.rows, sha256_hex(typed.data), typed.sample
+
+    tables = list(tables_of(source))
+    yield from _parallel(promote, tables, size=lambda table: len(encoded[table].data) if encoded.get(table) else 0)
 
 
 SAMPLE_ROWS = 5
@@ -396,17 +428,10 @@ def _sample(frame: pl.DataFrame) -> list[dict[str, Any]]:
             for row in frame.head(SAMPLE_ROWS).iter_rows(named=True)]
 
 
-def _undeclared_pii(validations: dict[str, TableValidation]) -> list[dict[str, Any]]:
+def _undeclared_pii(table: str, validation: TableValidation) -> list[dict[str, Any]]:
     """PII-looking values in text columns the contract does not declare as PII (counts only, no values)."""
-    findings = []
-    for table, validation in validations.items():
-        if validation.frame is None:
-            continue
-        text_columns = [spec.name for spec in column_specs(validation.contract)
-                        if spec.kind == "string" and not spec.pii]
-        for finding in scan_text_columns(validation.frame, text_columns):
-            findings.append({"table": table, **finding.as_record()})
-    return findings
+    text_columns = [spec.name for spec in column_specs(validation.contract) if spec.kind == "string" and not spec.pii]
+    return [{"table": table, **finding.as_record()} for finding in scan_text_columns(validation.frame, text_columns)]
 
 
 def mask_frame(frame: pl.DataFrame, contract, pii_key: bytes) -> pl.DataFrame:

@@ -95,25 +95,35 @@ class AuditLog:
 
     def record(self, context: AuditContext, *, action: str, dataset: str, partition: str | None = None,
                rows: int | None = None, content_hash: str | None = None, detail: str | None = None) -> dict:
-        if action not in ACTIONS:
-            raise ValueError(f"unknown audit action {action!r}")
+        return self.record_many(context, [dict(action=action, dataset=dataset, partition=partition, rows=rows,
+                                               content_hash=content_hash, detail=detail)])[0]
+
+    def record_many(self, context: AuditContext, records: list[dict[str, Any]]) -> list[dict]:
+        """Append records (each: action, dataset and optionally partition, rows, content_hash, detail)
+        as one chained block: one lock, one write, one fsync for a step's reads and writes."""
+        if not records:
+            return []
+        unknown = [record["action"] for record in records if record["action"] not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown audit action {unknown[0]!r}")
         now = dt.datetime.now(dt.timezone.utc)
-        fields = {
-            "ts": now.isoformat(timespec="microseconds"), "principal": context.principal,
-            "purpose": context.purpose, "ticket": context.ticket, "run_id": context.run_id, "action": action,
-            "dataset": dataset, "partition": partition, "rows": rows, "content_hash": content_hash,
-            "detail": detail,
-        }
+        common = {"ts": now.isoformat(timespec="microseconds"), "principal": context.principal,
+                  "purpose": context.purpose, "ticket": context.ticket, "run_id": context.run_id}
+        entries = []
         with self._locked():
             previous = self._last_hash()
-            entry = {**fields, "prev_hash": previous, "hash": _record_hash(previous, fields)}
+            for record in records:
+                fields = {**common, "action": record["action"], "dataset": record["dataset"],
+                          **{name: record.get(name) for name in ("partition", "rows", "content_hash", "detail")}}
+                entries.append({**fields, "prev_hash": previous, "hash": _record_hash(previous, fields)})
+                previous = entries[-1]["hash"]
             fd = os.open(self._segment(now), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(fd, _canonical(entry) + b"\n")
+                os.write(fd, b"".join(_canonical(entry) + b"\n" for entry in entries))
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        return entry
+        return entries
 
     def entries(self) -> Iterator[dict]:
         for segment in self.segments():

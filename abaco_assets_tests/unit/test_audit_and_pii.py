@@ -23,11 +23,29 @@ def test_records_chain_and_who_lists_reads_and_writes(tmp_path):
         ("write", "analyst@abaco", "RISK-42"), ("read", "analyst@abaco", "RISK-42")]
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete", "insert"])
-def test_any_tampering_breaks_the_chain(tmp_path, tamper):
+def test_a_block_of_records_chains_like_single_records(tmp_path):
     log = AuditLog(tmp_path / "audit")
-    for n in range(4):
-        log.record(CTX, action="write", dataset=f"d{n}", rows=n)
+    log.record(CTX, action="read", dataset="landing/cascade/loan_data")
+    block = log.record_many(CTX, [dict(action="write", dataset=f"typed/cascade/t{n}", rows=n) for n in range(3)])
+    log.record(CTX, action="write", dataset="marts/kpi_portfolio_monthly")
+    assert [entry["prev_hash"] for entry in block[1:]] == [entry["hash"] for entry in block[:-1]]
+    assert log.verify() == (True, "5 records, chain intact")
+    assert [e["rows"] for e in log.who("typed/cascade/t")] == [0, 1, 2]
+    assert log.record_many(CTX, []) == []
+    with pytest.raises(ValueError, match="unknown audit action 'erase'"):
+        log.record_many(CTX, [dict(action="write", dataset="x"), dict(action="erase", dataset="y")])
+    assert log.verify() == (True, "5 records, chain intact")  # nothing of a refused block is written
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "insert"])
+@pytest.mark.parametrize("written", ["one by one", "as a block"])
+def test_any_tampering_breaks_the_chain(tmp_path, tamper, written):
+    log = AuditLog(tmp_path / "audit")
+    if written == "one by one":
+        for n in range(4):
+            log.record(CTX, action="write", dataset=f"d{n}", rows=n)
+    else:
+        log.record_many(CTX, [dict(action="write", dataset=f"d{n}", rows=n) for n in range(4)])
     (segment,) = log.segments()
     lines = segment.read_bytes().splitlines(keepends=True)
     if tamper == "edit":
@@ -71,7 +89,7 @@ def test_ingestion_audits_every_write_and_flags_undeclared_pii(tmp_path):
     log = AuditLog(tmp_path / "audit")
     records = []
     outcome = process_delivery(scan_landing(landing).files, zones=Zones(tmp_path / "data"), pii_key=b"k",
-                               run_id="r", audit=lambda **r: records.append(log.record(CTX, **r)))
+                               run_id="r", audit=lambda batch: records.extend(log.record_many(CTX, batch)))
     assert outcome.accepted
     assert outcome.pii_findings == [{"table": "customer_data", "column": "industry", "kind": "email", "rows": 1,
                                      "share": 1.0}]

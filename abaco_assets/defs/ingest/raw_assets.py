@@ -17,7 +17,14 @@ from pydantic import Field
 from contracts.derive import typed_columns
 from contracts.registry import latest, tables_of
 from abaco_assets.defs.partitions import delivery_date_partitions
-from abaco_assets.lib.deliveries import DeliveryOutcome, ensure_schema_files, process_delivery
+from abaco_assets.lib.deliveries import (
+    JUDGED_AGAINST_PREVIOUS,
+    WORKERS,
+    DeliveryOutcome,
+    ensure_schema_files,
+    in_order,
+    process_delivery,
+)
 from abaco_assets.lib.landing import scan_landing
 from abaco_assets.resources import AbacoSettings
 
@@ -129,23 +136,36 @@ def build_ingest_assets(source: str) -> dg.AssetsDefinition:
         ensure_schema_files(zones)
         pii_key = settings.pii_hmac_key()
         outcomes: list[DeliveryOutcome] = []
-        for partition_key in context.partition_keys:
-            delivery_date = dt.date.fromisoformat(partition_key)
-            scan = scan_landing(settings.landing_store(), source=source, delivery_date=delivery_date)
-            for skipped in scan.skipped:
-                context.log.warning(f"skipped landing key {skipped.key}: {skipped.reason}")
-            if not scan.files:
-                continue
+
+        def scans():
+            for partition_key in context.partition_keys:
+                delivery_date = dt.date.fromisoformat(partition_key)
+                scan = scan_landing(settings.landing_store(), source=source, delivery_date=delivery_date)
+                for skipped in scan.skipped:
+                    context.log.warning(f"skipped landing key {skipped.key}: {skipped.reason}")
+                if scan.files:
+                    yield scan
+
+        def process(scan) -> tuple[DeliveryOutcome, str]:
             outcome = process_delivery(scan.files, zones=zones, pii_key=pii_key, run_id=context.run_id,
                                        containers=scan.containers, force=config.force,
-                                       audit=lambda **record: settings.audit(context, **record))
-            artifact = _write_validation_artifact(settings, context.run_id, outcome)
+                                       audit=lambda records: settings.audit_many(context, records))
+            return outcome, _write_validation_artifact(settings, context.run_id, outcome)
+
+        # independent deliveries two at a time; the run's events are logged here, in date order: each
+        # rejection as it comes, the accepted deliveries in one line (a 731-day range is 731 of them)
+        workers = 1 if source in JUDGED_AGAINST_PREVIOUS else WORKERS
+        accepted = []
+        for outcome, artifact in in_order(process, scans(), workers=workers):
             verdict = "(already processed) " if outcome.previously_processed else ""
             if outcome.accepted:
-                context.log.info(f"{verdict}{source} {delivery_date}: accepted version {outcome.version_id}")
+                accepted.append(f"{outcome.delivery_date} {verdict}version {outcome.version_id}")
             else:
                 context.log.error(f"{verdict}{outcome.message} (validation report: {artifact})")
             outcomes.append(outcome)
+        if accepted:
+            context.log.info(f"{source}: {len(accepted)} {'delivery' if len(accepted) == 1 else 'deliveries'} "
+                             f"accepted: {'; '.join(accepted)}")
         if not outcomes:
             raise dg.Failure(
                 f"No {source} delivery found under {settings.landing_store().locate(source)} for "

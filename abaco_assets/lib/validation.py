@@ -147,7 +147,7 @@ def validate_csv(
     typed = _parse_types(frame, contract, result)
     _run_pandera(typed, contract, delivery_date, result)
     if result.ok:
-        result.frame = typed.drop("__row")
+        result.frame = typed
     return result
 
 
@@ -257,67 +257,81 @@ _DECIMAL = r"^[+-]?\d{1,18}(\.\d+)?$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
-def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, str, str]:
-    """(typed value, is-valid, rule, message) for one column, as polars expressions."""
+def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str, str]]]:
+    """(typed value, screen, checks) for one column, as polars expressions.
+
+    ``checks`` are (is-valid, rule, message); ``screen`` is valid exactly when every check is,
+    in one expression (a decimal's format and scale in one regular expression): it is counted
+    for every file, and the checks only for a column whose screen failed, to name the rule.
+    """
     raw = pl.col(spec.header)
     if spec.kind == "integer":
-        return raw.cast(pl.Int64, strict=False), raw.str.contains(_INTEGER), "type.integer", "not an integer"
+        valid = raw.str.contains(_INTEGER)
+        return raw.cast(pl.Int64, strict=False), valid, [(valid, "type.integer", "not an integer")]
     if spec.kind == "decimal":
         well_formed = raw.str.contains(_DECIMAL)
-        return raw.cast(pl.Decimal(18, spec.scale), strict=False), well_formed, "type.decimal", "not a decimal number"
+        fine_enough = ~raw.str.contains(rf"\.\d{{{spec.scale + 1},}}$")
+        decimals = rf"(\.\d{{1,{spec.scale}}})?" if spec.scale else ""
+        screen = raw.str.contains(rf"^[+-]?\d{{1,18}}{decimals}$")
+        return raw.cast(pl.Decimal(18, spec.scale), strict=False), screen, [
+            (well_formed, "type.decimal", "not a decimal number"),
+            (fine_enough, "type.decimal_scale", f"more than {spec.scale} decimals"),
+        ]
     if spec.kind == "date":
         parsed = raw.str.to_date("%Y-%m-%d", strict=False)
-        return parsed, raw.str.contains(_DATE) & parsed.is_not_null(), "type.date", "not a valid YYYY-MM-DD date"
+        valid = raw.str.contains(_DATE) & parsed.is_not_null()
+        return parsed, valid, [(valid, "type.date", "not a valid YYYY-MM-DD date")]
     if spec.kind == "boolean":
         lowered = raw.str.to_lowercase()
-        return lowered == "true", lowered.is_in(["true", "false"]), "type.boolean", "not true/false"
-    return raw, pl.lit(True), "", ""
+        valid = lowered.is_in(["true", "false"])
+        return lowered == "true", valid, [(valid, "type.boolean", "not true/false")]
+    return raw, pl.lit(True), []
 
 
 def _parse_types(frame: pl.DataFrame, contract: type[FeedTable], result: TableValidation) -> pl.DataFrame:
-    specs = column_specs(contract)
-    frame = frame.with_row_index("__row", offset=2)
-    checks, typed_exprs = [], []
-    for spec in specs:
+    """The typed frame (the contract's column names and dtypes); type violations added to ``result``."""
+    screened, typed_exprs = [], []
+    for spec in column_specs(contract):
         if spec.header not in frame.columns:
-            default = None if spec.default is None else spec.default
-            typed_exprs.append(pl.lit(default, dtype=spec.polars_dtype).alias(spec.name))
+            typed_exprs.append(pl.lit(spec.default, dtype=spec.polars_dtype).alias(spec.name))
             continue
-        value, valid, rule, message = _parse_expr(spec)
+        value, screen, checks = _parse_expr(spec)
         if spec.default is not None:
             value = value.fill_null(pl.lit(spec.default, dtype=spec.polars_dtype))
         typed_exprs.append(value.cast(spec.polars_dtype).alias(spec.name))
-        if rule:
-            checks.append((spec, pl.col(spec.header).is_not_null() & ~valid, rule, message))
-        if spec.kind == "decimal":
-            too_fine = pl.col(spec.header).str.contains(rf"\.\d{{{spec.scale + 1},}}$")
-            checks.append((spec, pl.col(spec.header).is_not_null() & too_fine, "type.decimal_scale",
-                           f"more than {spec.scale} decimals"))
-    if checks:
-        # one aggregate per check; the rows of a check are looked up only when it failed
-        counts = frame.select([cond.sum().alias(f"__bad{i}") for i, (_, cond, _, _) in enumerate(checks)]).row(0)
-        for (spec, cond, rule, message), count in zip(checks, counts):
-            if not count:
-                continue
-            failing = frame.filter(cond)
-            rows = failing["__row"].to_list()
-            values = failing[spec.header].head(MAX_SAMPLES_PER_RULE).to_list()
-            result.add([
-                Violation(result.file, rule, message, row=row, column=spec.header, value=value,
-                          hint=spec.hint or _HINTS.get(rule, ""))
-                for row, value in zip(rows, values + [None] * (len(rows) - len(values)))
-            ])
-    return frame.select(pl.col("__row"), *typed_exprs)
+        if checks:
+            screened.append((spec, screen, checks))
+    if screened:
+        # one aggregate per column; a column's rules and rows are looked up only when it failed
+        present = [pl.col(spec.header).is_not_null() for spec, _, _ in screened]
+        counts = frame.select([(is_present & ~screen).sum().alias(f"__bad{i}")
+                               for i, ((_, screen, _), is_present) in enumerate(zip(screened, present))]).row(0)
+        for (spec, _, checks), is_present, count in zip(screened, present, counts):
+            if count:
+                _add_type_violations(frame, spec, is_present, checks, result)
+    return frame.select(typed_exprs)
 
 
-def _run_pandera(typed: pl.DataFrame, contract: type[FeedTable], delivery_date: dt.date,
+def _add_type_violations(frame: pl.DataFrame, spec: ColumnSpec, is_present: pl.Expr,
+                         checks: list[tuple[pl.Expr, str, str]], result: TableValidation) -> None:
+    numbered = frame.with_row_index("__row", offset=2)  # the header is line 1
+    for valid, rule, message in checks:
+        failing = numbered.filter(is_present & ~valid)
+        rows = failing["__row"].to_list()
+        values = failing[spec.header].head(MAX_SAMPLES_PER_RULE).to_list()
+        result.add([
+            Violation(result.file, rule, message, row=row, column=spec.header, value=value,
+                      hint=spec.hint or _HINTS.get(rule, ""))
+            for row, value in zip(rows, values + [None] * (len(rows) - len(values)))
+        ])
+
+
+def _run_pandera(body: pl.DataFrame, contract: type[FeedTable], delivery_date: dt.date,
                  result: TableValidation) -> None:
-    import pandera.errors
-
-    rows = typed["__row"]
-    body = typed.drop("__row")
     if passes_in_one_pass(body, contract, delivery_date):
         return  # the same rules in one polars pass; pandera is asked only to name failures
+    import pandera.errors  # imported when a file fails, not by every run
+
     schema = pandera_schema(contract, delivery_date)
     try:
         schema.validate(body, lazy=True)
@@ -338,7 +352,7 @@ def _run_pandera(typed: pl.DataFrame, contract: type[FeedTable], delivery_date: 
             message = {"null": "required value is empty", "unique": "duplicate value",
                        "unique_together": f"duplicate {contract.unique_together}"}.get(rule, check)
         index = case.get("index")
-        row = int(rows[int(index)]) if index is not None else None
+        row = int(index) + 2 if index is not None else None  # the frame's rows are the file's lines after the header
         header = spec.header if spec else None
         if rule == "null" and (row, header) in type_flagged:
             continue  # already reported as a type error

@@ -410,6 +410,10 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         raise UserError(f"{problem}; pass --landing DIR (or s3://bucket/prefix, gs://bucket/prefix) "
                         "or set ABACO_LANDING")
     _prepare_environment(data_dir, landing)
+    if not ingest_only:  # dbt imported on the other core while this process starts and ingests
+        from abaco_assets.lib import dbt_warm
+
+        dbt_warm.start(str(Path(sys.executable).parent / "dbt"))
 
     import dagster as dg
 

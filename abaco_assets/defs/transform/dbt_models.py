@@ -21,7 +21,7 @@ from abaco_assets.lib.deliveries import ensure_schema_files
 from abaco_assets.lib.markdown import markdown_table
 from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.metric_store import metadata_for_model
-from abaco_assets.lib import test_scope
+from abaco_assets.lib import dbt_warm, test_scope
 from abaco_assets.lib.environ import environment
 from abaco_assets.lib.run_plan import Versions, code_fingerprint, fingerprint_of, in_force_versions
 from abaco_assets.lib.storage import LocalZone, read_json_record
@@ -33,8 +33,10 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
 
-# The dbt installed beside this interpreter (the project venv), whatever PATH says.
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# The dbt installed beside this interpreter (the project venv), whatever PATH says; under `abaco run`,
+# the client of the warm dbt helper it started before loading these definitions (lib/dbt_warm.py).
+VENV_DBT = str(Path(sys.executable).parent / "dbt")
+DBT_EXECUTABLE = dbt_warm.client_executable() or VENV_DBT
 
 
 class VenvDbtCliResource(DbtCliResource):
@@ -47,8 +49,10 @@ class VenvDbtCliResource(DbtCliResource):
 
     @functools.cached_property
     def _cli_version(self) -> version.Version:
-        # the venv's bin folder as given (resolving would follow python's symlink out of the venv)
-        if Path(self.dbt_executable).absolute().parent != Path(sys.executable).absolute().parent:
+        # the venv's bin folder as given (resolving would follow python's symlink out of the venv);
+        # the warm helper runs the venv's dbt too
+        if (self.dbt_executable != dbt_warm.client_executable()
+                and Path(self.dbt_executable).absolute().parent != Path(sys.executable).absolute().parent):
             return super()._cli_version
         return version.parse(importlib.metadata.version("dbt-core"))
 

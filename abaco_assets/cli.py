@@ -158,7 +158,7 @@ def run(landing: str | None, data_option: Path | None, force: bool, sources: tup
     except ValueError:
         raise UserError(f"--date {day!r} is not a valid YYYY-MM-DD date")
     sys.exit(_guarded(lambda: _run(landing, data_option, force, sources=sources or None, day=chosen_day,
-                                   ingest_only=ingest_only)))
+                                   ingest_only=ingest_only, warm_dbt=True)))
 
 
 @main.command()
@@ -394,7 +394,9 @@ def _guarded(action) -> int:
 
 
 def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
-         sources: tuple[str, ...] | None = None, day: dt.date | None = None, ingest_only: bool = False) -> int:
+         sources: tuple[str, ...] | None = None, day: dt.date | None = None, ingest_only: bool = False,
+         warm_dbt: bool = False) -> int:
+    """``abaco run``; ``warm_dbt`` (the command line's own process only: it forks) starts dbt early."""
     from abaco_assets.lib.storage import is_object_url, landing_store_at
     from abaco_assets.resources import landing_location_from_env, zones_from_env
 
@@ -410,7 +412,7 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
         raise UserError(f"{problem}; pass --landing DIR (or s3://bucket/prefix, gs://bucket/prefix) "
                         "or set ABACO_LANDING")
     _prepare_environment(data_dir, landing)
-    if not ingest_only:  # dbt imported on the other core while this process starts and ingests
+    if warm_dbt and not ingest_only:  # dbt imported on the other core while this process starts and ingests
         from abaco_assets.lib import dbt_warm
 
         dbt_warm.start(str(Path(sys.executable).parent / "dbt"))

@@ -35,12 +35,13 @@ import tempfile
 import traceback
 from pathlib import Path
 
-SOCKET_ENV = "ABACO_DBT_WARM"  # the helper's socket (set by start(); read by the client and the resource)
-REAL_DBT_ENV = "ABACO_DBT_REAL"  # the dbt the client falls back to
 CLIENT_NAME = "dbt-warm"
 _PR_SET_PDEATHSIG = 1
 _HEADER = struct.Struct("!I")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# this process's helper client; nothing goes through the environment, so no other program (a
+# `dagster dev` started from here, a test's subprocess) ever finds or uses this process's helper
+_client: Path | None = None
 
 
 DBT_ENTRY = "dbt.cli.main:cli"  # what the `dbt` console script calls
@@ -48,14 +49,16 @@ DBT_ENTRY = "dbt.cli.main:cli"  # what the `dbt` console script calls
 
 def start(real_dbt: str, *, entry: str = DBT_ENTRY) -> int | None:
     """Fork the helper (from a process with no other threads); returns its pid, or None where
-    unsupported. Sets SOCKET_ENV and REAL_DBT_ENV for this process and its children.
+    unsupported. ``client_executable()`` then names the client that runs ``real_dbt``'s builds
+    through it (and ``real_dbt`` itself when the helper cannot answer).
 
     ``entry`` (``module:function``) is the command line the helper runs per request: dbt's.
     """
     import threading
 
+    global _client
     # forking is safe only with one thread; a process that already has a helper keeps it
-    if not sys.platform.startswith("linux") or os.environ.get(SOCKET_ENV) or threading.active_count() > 1:
+    if not sys.platform.startswith("linux") or _client is not None or threading.active_count() > 1:
         return None
     folder = Path(tempfile.mkdtemp(prefix="abaco-dbt-"))
     path = folder / "helper.sock"
@@ -66,7 +69,7 @@ def start(real_dbt: str, *, entry: str = DBT_ENTRY) -> int | None:
     # the interpreter of this process, isolated (-I: no user site, no PYTHON* variables) and without
     # site-packages (-S): the client needs only the standard library and this module
     client.write_text(f"#!{sys.executable} -IS\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-                      "from abaco_assets.lib.dbt_warm import client\nclient()\n")
+                      f"from abaco_assets.lib.dbt_warm import client\nclient({str(path)!r}, {real_dbt!r})\n")
     client.chmod(0o755)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -88,8 +91,7 @@ def start(real_dbt: str, *, entry: str = DBT_ENTRY) -> int | None:
         finally:
             os._exit(code)
     server.close()
-    os.environ[SOCKET_ENV] = str(path)
-    os.environ[REAL_DBT_ENV] = real_dbt
+    _client = client
 
     def stop() -> None:
         try:
@@ -105,11 +107,7 @@ def start(real_dbt: str, *, entry: str = DBT_ENTRY) -> int | None:
 
 def client_executable() -> str | None:
     """The client to give dagster-dbt as its dbt executable, when this process started a helper."""
-    socket_path = os.environ.get(SOCKET_ENV)
-    if not socket_path:
-        return None
-    client = Path(socket_path).parent / CLIENT_NAME
-    return str(client) if client.exists() else None
+    return str(_client) if _client is not None and _client.exists() else None
 
 
 def _die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
@@ -207,18 +205,17 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(body), fds
 
 
-def client() -> None:
-    """``dbt <args>`` through the helper; the real dbt when there is no helper to answer."""
+def client(socket_path: str, real: str) -> None:
+    """``dbt <args>`` through the helper at ``socket_path``; ``real`` (dbt) when no helper answers."""
     argv = sys.argv
-    real = os.environ.get(REAL_DBT_ENV) or shutil.which("dbt") or "dbt"
     try:
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.connect(os.environ[SOCKET_ENV])
+        connection.connect(socket_path)
         body = json.dumps({"argv": [real, *argv[1:]], "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
         socket.send_fds(connection, [_HEADER.pack(len(body)) + body], [0, 1, 2])
         reply = connection.makefile("rb")
         started = reply.readline().split()
-    except (KeyError, OSError):
+    except OSError:
         started = []
     if len(started) != 2 or started[0] != b"PID":  # no helper, or it went away before starting dbt
         os.execv(real, [real, *argv[1:]])

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from abaco_assets.lib.dbt_warm import REAL_DBT_ENV, SOCKET_ENV
-
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the helper is Linux only")
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,9 +37,9 @@ def _wait_until(predicate, seconds: float = 10.0) -> bool:
     return predicate()
 
 
-def _launch(tmp_path: Path, entry: str) -> tuple[dict, str, int, subprocess.Popen]:
+def _launch(tmp_path: Path, entry: str) -> tuple[Path, str, int, subprocess.Popen]:
     """A launcher process that starts a helper running ``entry`` and stays alive until its stdin
-    closes: (environment for clients, client path, helper pid, launcher)."""
+    closes: (the real dbt the client falls back to, client path, helper pid, launcher)."""
     real = tmp_path / "real-dbt"
     real.write_text("#!/bin/sh\necho \"real dbt $*\"\nexit 3\n")
     real.chmod(0o755)
@@ -51,13 +49,18 @@ def _launch(tmp_path: Path, entry: str) -> tuple[dict, str, int, subprocess.Pope
             sys.path.insert(0, {str(REPO)!r})
             from abaco_assets.lib import dbt_warm
             pid = dbt_warm.start({str(real)!r}, entry="abaco_assets_tests.unit.dbt_warm_entries:{entry}")
+            assert dbt_warm.start("/elsewhere/dbt") is None  # one helper per process
             print(json.dumps({{"pid": pid, "client": dbt_warm.client_executable(),
-                              "env": {{k: os.environ[k] for k in (dbt_warm.SOCKET_ENV, dbt_warm.REAL_DBT_ENV)}}}}),
+                              "environment_names_it": any("abaco-dbt-" in value for value in os.environ.values())}}),
                   flush=True)
             sys.stdin.read()
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     started = json.loads(launcher.stdout.readline())
-    return {**os.environ, **started["env"]}, started["client"], started["pid"], launcher
+    assert started["pid"] and started["client"]
+    # nothing goes through the environment: a program started from here (a `dagster dev`, a test's
+    # subprocess) never finds or uses this process's helper
+    assert not started["environment_names_it"]
+    return real, started["client"], started["pid"], launcher
 
 
 def _stop(*processes: subprocess.Popen) -> None:
@@ -75,39 +78,40 @@ def _stop(*processes: subprocess.Popen) -> None:
 
 @pytest.fixture
 def helper(tmp_path):
-    env, client, pid, launcher = _launch(tmp_path, "echo")
-    yield env, client, pid, launcher
+    real, client, pid, launcher = _launch(tmp_path, "echo")
+    yield real, client, pid, launcher
     _stop(launcher)
 
 
 def test_the_client_is_the_process_it_stands_for(helper, tmp_path):
-    env, client, _, _ = helper
-    done = subprocess.run([client, "7", "--flag"], cwd=tmp_path, env={**env, "ABACO_TEST_MARKER": "m1"},
+    real, client, _, _ = helper
+    done = subprocess.run([client, "7", "--flag"], cwd=tmp_path, env={**os.environ, "ABACO_TEST_MARKER": "m1"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 7
     seen = json.loads(done.stdout)
-    assert seen["argv"][1:] == ["7", "--flag"] and seen["argv"][0] == env[REAL_DBT_ENV]
+    assert seen["argv"] == [str(real), "7", "--flag"]
     assert seen["cwd"] == str(tmp_path) and seen["marker"] == "m1"
     assert done.stderr == "a line on stderr\n"
-    assert subprocess.run([client, "0"], env=env, capture_output=True, timeout=60).returncode == 0
+    assert subprocess.run([client, "0"], capture_output=True, timeout=60).returncode == 0
 
 
-def test_without_a_helper_the_client_runs_the_real_dbt(helper, tmp_path):
-    env, client, _, _ = helper
-    done = subprocess.run([client, "build", "--select", "x"], env={**env, SOCKET_ENV: str(tmp_path / "none.sock")},
-                          capture_output=True, text=True, timeout=60)
+def test_without_a_helper_the_client_runs_the_real_dbt(helper):
+    _, client, helper_pid, _ = helper
+    os.kill(helper_pid, signal.SIGKILL)
+    assert _wait_until(lambda: _gone(helper_pid))
+    done = subprocess.run([client, "build", "--select", "x"], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (3, "real dbt build --select x\n")
 
 
 @pytest.fixture
 def sleeping(tmp_path):
     """A helper whose entry sleeps, and a client running it: (client process, child pid, helper pid, launcher,
-    the clients' environment)."""
-    env, client_path, helper_pid, launcher = _launch(tmp_path, "sleeper")
+    the helper's folder)."""
+    _, client_path, helper_pid, launcher = _launch(tmp_path, "sleeper")
     pid_file = tmp_path / "child.pid"
-    client = subprocess.Popen([client_path, str(pid_file)], env=env)
+    client = subprocess.Popen([client_path, str(pid_file)])
     assert _wait_until(lambda: pid_file.exists() and pid_file.read_text())
-    yield client, int(pid_file.read_text()), helper_pid, launcher, env
+    yield client, int(pid_file.read_text()), helper_pid, launcher, Path(client_path).parent
     _stop(client, launcher)
 
 
@@ -128,9 +132,10 @@ def test_a_killed_client_takes_its_child_along(sleeping):
 
 
 def test_nothing_outlives_the_process_that_started_the_helper(sleeping):
-    _, child, helper_pid, launcher, env = sleeping
+    _, child, helper_pid, launcher, folder = sleeping
     launcher.kill()  # kill -9: no atexit, only the parent-death signal
     launcher.wait(10)
     assert _wait_until(lambda: _gone(helper_pid)), "the helper outlived its parent"
     assert _wait_until(lambda: _gone(child)), "a child outlived the helper"
-    assert _wait_until(lambda: not Path(env[SOCKET_ENV]).parent.exists()), "the helper's folder was left behind"
+    assert _wait_until(lambda: not folder.exists()), "the helper's folder was left behind"
+

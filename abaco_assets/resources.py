@@ -86,16 +86,10 @@ class AbacoSettings(dg.ConfigurableResource):
 
         return AuditLog(self.data() / "audit")
 
-    def audit(self, context, *, action: str, dataset: str, partition: str | None = None, rows: int | None = None,
-              content_hash: str | None = None, detail: str | None = None) -> None:
-        """Record one dataset read or write made by the run of ``context`` (principal, purpose, ticket from its tags)."""
-        from abaco_assets.lib.audit import AuditContext
-
-        self.audit_many(context, [dict(action=action, dataset=dataset, partition=partition, rows=rows,
-                                       content_hash=content_hash, detail=detail)])
-
     def audit_many(self, context, records: list[dict]) -> None:
-        """Record a step's dataset reads and writes together (one chained block, one fsync)."""
+        """Record dataset reads and writes made by the run of ``context`` (principal, purpose, ticket from its
+        tags): each record has action, dataset and optionally partition, rows, content_hash, detail; a step's
+        records go in as one chained block (one fsync)."""
         from abaco_assets.lib.audit import AuditContext
 
         run = context.run

@@ -86,17 +86,18 @@ def board_pack(context: dg.AssetExecutionContext, config: BoardPackConfig,
             results.append(write_board_pack(
                 warehouse, data_dir / "reports", month_end, pdf=config.pdf and month_end == latest,
                 code_revision=revision, run_id=context.run.run_id, keep_if_unchanged=True, connection=connection))
+    records = []
     for result in results:
         month_end = result.month_end
-        settings.audit(context, action="read", dataset="marts/kpi_portfolio_monthly", partition=month_end.isoformat(),
-                       content_hash=result.data_fingerprint, detail="board pack inputs (marts and metrics)")
+        records.append(dict(action="read", dataset="marts/kpi_portfolio_monthly", partition=month_end.isoformat(),
+                            content_hash=result.data_fingerprint, detail="board pack inputs (marts and metrics)"))
         for report in (result.html_path, result.pdf_path):
             if report is not None and result.rewritten:
-                settings.audit(context, action="write", dataset=f"reports/{report.name}",
-                               partition=month_end.isoformat(),
-                               content_hash=hashlib.sha256(report.read_bytes()).hexdigest())
+                records.append(dict(action="write", dataset=f"reports/{report.name}", partition=month_end.isoformat(),
+                                    content_hash=hashlib.sha256(report.read_bytes()).hexdigest()))
         if result.pdf_note:
             context.log.info(result.pdf_note)
+    settings.audit_many(context, records)  # one chained block for every month's pack
     newest = results[-1]
     rewritten = [result.month_end.isoformat() for result in results if result.rewritten]
     context.log.info(f"board packs of {len(results)} month-ends: {len(rewritten)} rendered, the others unchanged "

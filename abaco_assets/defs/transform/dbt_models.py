@@ -123,9 +123,9 @@ def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: VenvDbtCliResource,
     target = settings.data() / "dbt" / "target"
     in_force = in_force_versions(settings.zones())
     fingerprint = fingerprint_of(in_force)
-    for source_key in SOURCE_KEYS:
-        settings.audit(context, action="read", dataset="typed/" + "/".join(source_key.path[1:]),
-                       content_hash=fingerprint, detail="dbt sources: the deliveries in force")
+    settings.audit_many(context, [dict(action="read", dataset="typed/" + "/".join(source_key.path[1:]),
+                                       content_hash=fingerprint, detail="dbt sources: the deliveries in force")
+                                  for source_key in SOURCE_KEYS])
     scope = _TestScope.before_build(settings, context, in_force)
     with environment({test_scope.SCOPE_VARIABLE: scope.variable}):  # dbt's process inherits it
         invocation = dbt.cli(["build", *scope.unit_test_args], context=context, target_path=target)
@@ -141,13 +141,17 @@ def abaco_dbt_models(context: dg.AssetExecutionContext, dbt: VenvDbtCliResource,
         failure = exc
     invocation.process.wait()
     described = describe_tables(settings.data() / "warehouse.duckdb", [_table_of(e) for e in built])
+    written, enriched = [], []
     for event in built:
         facts = described.get(_table_of(event), {})
         view = "content_hash" in facts and facts["content_hash"] is None
-        settings.audit(context, action="write", dataset="/".join(context.asset_key_for_output(event.output_name).path),
-                       rows=facts.get("dagster/row_count"), content_hash=fingerprint if view else facts.get("content_hash"),
-                       detail="view over the deliveries in force (hash: their fingerprint)" if view else None)
-        yield event.with_metadata({**event.metadata, **{k: v for k, v in facts.items() if k != "content_hash"}})
+        written.append(dict(action="write", dataset="/".join(context.asset_key_for_output(event.output_name).path),
+                            rows=facts.get("dagster/row_count"),
+                            content_hash=fingerprint if view else facts.get("content_hash"),
+                            detail="view over the deliveries in force (hash: their fingerprint)" if view else None))
+        enriched.append(event.with_metadata({**event.metadata, **{k: v for k, v in facts.items() if k != "content_hash"}}))
+    settings.audit_many(context, written)  # one chained block for the build's tables
+    yield from enriched
     if failure is not None:
         raise failure
     scope.record_passed()

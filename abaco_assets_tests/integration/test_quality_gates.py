@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from abaco_assets_tests.conftest import environment
 from abaco_assets_tests.fixtures.landing_writer import (
     CASCADE_FILE_NAMES, csv_bytes, customer, loan, write_collections, write_delinquency, write_file, write_tape,
 )
@@ -73,23 +74,17 @@ def baseline(tmp_path_factory):
     root = tmp_path_factory.mktemp("gates")
     landing, data = root / "landing", root / "data"
     env = {"ABACO_DATA": str(data), "DAGSTER_HOME": str(data / "dagster_home"), "ABACO_LANDING": str(landing)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    write_tape(landing, JAN, tape(JAN))
-    write_tape(landing, FEB, tape(FEB))
-    write_collections(landing, dt.date(2026, 2, 10), [COLLECTION])
-    write_delinquency(landing, FEB, [CURRENT, dict(DELINQUENT, loan_id="L3", days_past_due="0",
-                                                   overdue_principal="0", overdue_interest="0",
-                                                   first_unpaid_due_date=None, collection_stage="none"),
-                                     DELINQUENT])
-    code = run(landing, data)
-    assert code == 0
-    yield landing, data
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        write_tape(landing, JAN, tape(JAN))
+        write_tape(landing, FEB, tape(FEB))
+        write_collections(landing, dt.date(2026, 2, 10), [COLLECTION])
+        write_delinquency(landing, FEB, [CURRENT, dict(DELINQUENT, loan_id="L3", days_past_due="0",
+                                                       overdue_principal="0", overdue_interest="0",
+                                                       first_unpaid_due_date=None, collection_stage="none"),
+                                         DELINQUENT])
+        code = run(landing, data)
+        assert code == 0
+        yield landing, data
 
 
 def run(landing: Path, data: Path, force: bool = False) -> int:

@@ -252,9 +252,11 @@ def _choose_version(
     return None
 
 
-_INTEGER = r"^[+-]?\d{1,18}$"
-_DECIMAL = r"^[+-]?\d{1,18}(\.\d+)?$"
-_DATE = r"^\d{4}-\d{2}-\d{2}$"
+# [0-9], not \d: polars' regular expressions are Unicode-aware, so \d also matches other scripts'
+# digits ('١٢'), which the casts do not read: such a value would pass its screen and become null.
+_INTEGER = r"^[+-]?[0-9]{1,18}$"
+_DECIMAL = r"^[+-]?[0-9]{1,18}(\.[0-9]+)?$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str, str]]]:
@@ -270,9 +272,9 @@ def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr,
         return raw.cast(pl.Int64, strict=False), valid, [(valid, "type.integer", "not an integer")]
     if spec.kind == "decimal":
         well_formed = raw.str.contains(_DECIMAL)
-        fine_enough = ~raw.str.contains(rf"\.\d{{{spec.scale + 1},}}$")
-        decimals = rf"(\.\d{{1,{spec.scale}}})?" if spec.scale else ""
-        screen = raw.str.contains(rf"^[+-]?\d{{1,18}}{decimals}$")
+        fine_enough = ~raw.str.contains(rf"\.[0-9]{{{spec.scale + 1},}}$")
+        decimals = rf"(\.[0-9]{{1,{spec.scale}}})?" if spec.scale else ""
+        screen = raw.str.contains(rf"^[+-]?[0-9]{{1,18}}{decimals}$")
         return raw.cast(pl.Decimal(18, spec.scale), strict=False), screen, [
             (well_formed, "type.decimal", "not a decimal number"),
             (fine_enough, "type.decimal_scale", f"more than {spec.scale} decimals"),

@@ -72,6 +72,22 @@ def test_type_null_enum_unique_and_cross_column_rules():
     assert ("type.decimal_scale", 7) in found
 
 
+def test_digits_of_other_scripts_are_type_errors_not_silent_nulls():
+    # Arabic-Indic digits are Unicode digits: a \d screen let them through and the cast made them
+    # null, so an optional amount (TPV) vanished from an accepted tape.
+    result = _validate("cascade", "loan_data", _loans(
+        loan("L1", "C1", tpv="١٥٠٠.٠٠"),
+        loan("L2", "C1", days_past_due="٠"),
+        loan("L3", "C1", disbursement_date="٢٠٢٦-01-10"),
+    ))
+    assert not result.ok
+    found = {(v.rule, v.row, v.column) for v in result.violations}
+    assert ("type.decimal", 2, "TPV") in found
+    assert ("type.integer", 3, "Days in Default") in found
+    assert ("type.date", 4, "Disbursement Date") in found
+    assert not any(v.rule == "null" for v in result.violations)  # named as what they are, once
+
+
 def test_malformed_inputs_are_explained_not_raised():
     assert _validate("collections", "collections", b"").violations[0].rule == "file.empty"
     assert _validate("collections", "collections", b"payment_id,amount\n\xff\xfe\n").violations[0].rule == "file.encoding"

@@ -114,6 +114,24 @@ def test_raw_datasets_carry_file_hashes_and_contracts(pipeline):
         assert any(c["name"] == "contract" and c["passed"] for c in output["facets"]["abaco_checks"]["checks"])
     collections = next(e for e in completes if e["job"]["name"] == "raw/collections/collections")
     assert len(collections["run"]["facets"]["abaco_dagster"]["partitions"]) == 61  # one run for the range
+    # each partition's materialization names its own file; the range's lineage gathers all of them
+    assert len(collections["outputs"][0]["facets"]["abaco_files"]["files"]) == 61
+
+
+def test_each_partition_of_a_range_run_records_its_own_delivery(pipeline):
+    import dagster as dg
+
+    key = dg.AssetKey(["raw", "collections", "collections"])
+    records = pipeline.instance.fetch_materializations(key, limit=100).records
+    assert len(records) == 61
+    for record in records:
+        metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        assert list(metadata["input_sha256"]) == [record.partition_key]  # its own file, not the range's map
+        catalog = json.loads((pipeline.data / "catalog" / "collections" / f"{record.partition_key}.json").read_text())
+        table = catalog["versions"][catalog["in_force"]]["tables"]["collections"]
+        assert metadata["input_sha256"][record.partition_key] == table["sha256"]
+        assert metadata["dagster/row_count"] == table["rows"]
+        assert metadata["delivery_status"] == "accepted" and metadata["deliveries"] == 61  # plus the range summary
 
 
 def test_dbt_models_have_their_upstream_tables_as_inputs(pipeline):

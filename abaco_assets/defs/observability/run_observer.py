@@ -152,7 +152,15 @@ def read_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunFacts:
             found.last_at = at
             if materialization.partition and materialization.partition not in found.partitions:
                 found.partitions.append(materialization.partition)
-            found.metadata.update({k: _plain(v) for k, v in (materialization.metadata or {}).items()})
+            metadata = {k: _plain(v) for k, v in (materialization.metadata or {}).items()}
+            if materialization.partition:
+                # a range run's partitions each name their own input file and rows: the run's are all of them
+                hashes, rows = metadata.pop("input_sha256", None), metadata.pop("dagster/row_count", None)
+                if isinstance(hashes, Mapping):
+                    found.metadata["input_sha256"] = {**found.metadata.get("input_sha256", {}), **hashes}
+                if isinstance(rows, int):
+                    found.metadata["dagster/row_count"] = found.metadata.get("dagster/row_count", 0) + rows
+            found.metadata.update(metadata)
         elif kind == DagsterEventType.ASSET_FAILED_TO_MATERIALIZE:
             facts.failed_to_materialize[data.asset_key] = getattr(data, "partition", None)
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:

@@ -65,9 +65,13 @@ def recorded(ledger: Mapping, code: str, in_force: Versions, models: Mapping[str
 
 
 def describe(scope: Mapping[str, list[str]] | None) -> str:
-    """One line for the run log: what the staging tests read."""
+    """One line for the run log: what the staging tests read, and why when it is every delivery."""
     if scope is None:
         return "staging tests read every delivery (no ledger for this code version)"
+    if scope_variable(scope) is None:
+        pending = sum(len(days) for days in scope.values())
+        return (f"staging tests read every delivery ({pending:,} are not yet tested: too many to name in "
+                f"{SCOPE_VARIABLE})")
     parts = [f"{model}: {len(days)} ({days[0]}{'..' + days[-1] if len(days) > 1 else ''})"
              for model, days in sorted(scope.items()) if days]
     return "staging tests read the deliveries not yet tested: " + ("; ".join(parts) or "none")

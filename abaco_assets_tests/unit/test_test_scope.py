@@ -60,6 +60,8 @@ def test_a_model_whose_tests_did_not_run_keeps_its_pending_deliveries():
 def test_a_scope_too_long_for_the_environment_tests_everything():
     many = {"stg_collections__collections": [f"day-{n:06d}" for n in range(10_000)]}
     assert test_scope.scope_variable(many) is None
+    assert test_scope.describe(many) == ("staging tests read every delivery (10,000 are not yet tested: "
+                                         "too many to name in ABACO_TEST_SCOPE)")
 
 
 def test_an_unreadable_ledger_counts_as_none(tmp_path):

@@ -164,7 +164,7 @@ class _TestScope:
                  tested_models: set[str], scope: dict[str, list[str]] | None, whole_project: bool):
         self.ledger_path, self.ledger, self.code, self.in_force = ledger_path, ledger, code, in_force
         self.models, self.tested_models, self.whole_project = models, tested_models, whole_project
-        self.variable = test_scope.scope_variable(scope)
+        self.scope, self.variable = scope, test_scope.scope_variable(scope)
         self.unit_tests_passed = ledger.get("unit_tests") == code
 
     @property
@@ -188,7 +188,7 @@ class _TestScope:
         built = cls(ledger_path, ledger, code, in_force, models, tested,
                     test_scope.pending(ledger, code, in_force, models),
                     whole_project=set(context.assets_def.keys) <= set(context.selected_asset_keys))
-        context.log.info(test_scope.describe(json.loads(built.variable) if built.variable else None))
+        context.log.info(test_scope.describe(built.scope))
         return built
 
     def record_passed(self) -> None:

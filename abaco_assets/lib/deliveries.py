@@ -194,9 +194,7 @@ def _land(zones: Zones, item: LandingFile) -> tuple[bytes, str, bool]:
 
 def _parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    # Snappy: half the CPU of zstd level 1 to write (the largest schedule, 2.2 M rows: 0.26 against
-    # 0.49 s), faster for DuckDB to read, ~45 % larger; every warehouse and engine reads it.
-    frame.write_parquet(buffer, compression="snappy", statistics=True)
+    frame.write_parquet(buffer, compression="zstd", compression_level=1, statistics=True)  # level 1: ~20 % faster, ~4 % larger
     return buffer.getvalue()
 
 

@@ -414,8 +414,9 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
     _prepare_environment(data_dir, landing)
     if warm_dbt and not ingest_only:  # dbt imported on the other core while this process starts and ingests
         from abaco_assets.lib import dbt_warm
+        from abaco_assets.lib.dbt_manifest import VENV_DBT
 
-        dbt_warm.start(str(Path(sys.executable).parent / "dbt"))
+        dbt_warm.start(VENV_DBT)
 
     import dagster as dg
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+# The dbt installed beside this interpreter (the project venv), whatever PATH says.
+VENV_DBT = str(Path(sys.executable).parent / "dbt")
 
 
 def _newest_source_mtime() -> float:
@@ -25,9 +27,8 @@ def ensure_manifest(data_dir: Path) -> None:
     if manifest_is_current():
         return
     env = {**os.environ, "ABACO_DATA": str(data_dir)}
-    dbt = str(Path(sys.executable).parent / "dbt")
     completed = subprocess.run(
-        [dbt, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
+        [VENV_DBT, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
         env=env, capture_output=True, text=True,
     )
     if completed.returncode != 0:

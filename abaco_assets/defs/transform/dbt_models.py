@@ -22,6 +22,7 @@ from abaco_assets.lib.markdown import markdown_table
 from abaco_assets.lib.faults import fault_point
 from abaco_assets.lib.metric_store import metadata_for_model
 from abaco_assets.lib import dbt_warm, test_scope
+from abaco_assets.lib.dbt_manifest import VENV_DBT
 from abaco_assets.lib.environ import environment
 from abaco_assets.lib.run_plan import Versions, code_fingerprint, fingerprint_of, in_force_versions
 from abaco_assets.lib.storage import LocalZone, read_json_record
@@ -33,9 +34,8 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
 
-# The dbt installed beside this interpreter (the project venv), whatever PATH says; under `abaco run`,
-# the client of the warm dbt helper it started before loading these definitions (lib/dbt_warm.py).
-VENV_DBT = str(Path(sys.executable).parent / "dbt")
+# The venv's dbt; under `abaco run`, the client of the warm dbt helper it started before loading
+# these definitions (lib/dbt_warm.py).
 DBT_EXECUTABLE = dbt_warm.client_executable() or VENV_DBT
 
 

@@ -191,7 +191,8 @@ def _read_csv(data: bytes, result: TableValidation) -> pl.DataFrame | None:
             read_options=pacsv.ReadOptions(column_names=positional, skip_rows=1, block_size=CSV_BLOCK_BYTES),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in positional},
+                # 64-bit offsets: polars converts them to its string views in half the time of 32-bit ones
+                column_types={name: pa.large_string() for name in positional},
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),

@@ -50,6 +50,7 @@ _HINTS = {
     "type.integer": "Write a whole number without separators.",
     "type.decimal": "Write a '.'-decimal number without thousands separators.",
     "type.decimal_scale": "Round the amount to the number of decimals the contract allows.",
+    "type.decimal_range": "No amount of these feeds is that large: check the column (an identifier or a shifted field?).",
     "type.date": "Write the date as YYYY-MM-DD.",
     "type.boolean": "Write true or false.",
 }
@@ -256,7 +257,7 @@ def _choose_version(
 # [0-9], not \d: polars' regular expressions are Unicode-aware, so \d also matches other scripts'
 # digits ('١٢'), which the casts do not read: such a value would pass its screen and become null.
 _INTEGER = r"^[+-]?[0-9]{1,18}$"
-_DECIMAL = r"^[+-]?[0-9]{1,18}(\.[0-9]+)?$"
+_DECIMAL = r"^[+-]?[0-9]+(\.[0-9]+)?$"
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
@@ -272,13 +273,18 @@ def _parse_expr(spec: ColumnSpec) -> tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr,
         valid = raw.str.contains(_INTEGER)
         return raw.cast(pl.Int64, strict=False), valid, [(valid, "type.integer", "not an integer")]
     if spec.kind == "decimal":
+        # decimal(18, 2) holds 16 digits before the point: the cast makes a longer value null (and a
+        # default then replaces it), so the screen bounds the digits after any leading zeros
+        whole = spec.polars_dtype.precision - spec.scale
         well_formed = raw.str.contains(_DECIMAL)
         fine_enough = ~raw.str.contains(rf"\.[0-9]{{{spec.scale + 1},}}$")
+        small_enough = ~raw.str.contains(rf"^[+-]?0*[1-9][0-9]{{{whole},}}(\.|$)")
         decimals = rf"(\.[0-9]{{1,{spec.scale}}})?" if spec.scale else ""
-        screen = raw.str.contains(rf"^[+-]?[0-9]{{1,18}}{decimals}$")
-        return raw.cast(pl.Decimal(18, spec.scale), strict=False), screen, [
+        screen = raw.str.contains(rf"^[+-]?0*[0-9]{{1,{whole}}}{decimals}$")
+        return raw.cast(spec.polars_dtype, strict=False), screen, [
             (well_formed, "type.decimal", "not a decimal number"),
             (fine_enough, "type.decimal_scale", f"more than {spec.scale} decimals"),
+            (small_enough, "type.decimal_range", f"more than {whole} digits before the decimal point"),
         ]
     if spec.kind == "date":
         parsed = raw.str.to_date("%Y-%m-%d", strict=False)

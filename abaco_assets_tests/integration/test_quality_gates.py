@@ -161,6 +161,7 @@ CORPUS = [
     ("tpv_below_disbursement", "cascade", "loan_data", _loans_with(tpv="900.00"), "tpv_covers_disbursement"),
     ("lowercase_currency", "cascade", "loan_data", _loans_with(currency="usd"), "pattern"),
     ("sub_cent_amount", "cascade", "loan_data", _loans_with(disbursement_amount="1000.005"), "type.decimal_scale"),
+    ("amount_beyond_precision", "cascade", "loan_data", _loans_with(tpv="99999999999999999.00"), "type.decimal_range"),
     ("schedule_total_mismatch", "cascade", "payment_schedule",
      _table_with("payment_schedule", lambda r: [{**r[0], "scheduled_total": "111.00"}, *r[1:]]),
      "total_equals_components"),

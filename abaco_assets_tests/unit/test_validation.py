@@ -88,6 +88,25 @@ def test_digits_of_other_scripts_are_type_errors_not_silent_nulls():
     assert not any(v.rule == "null" for v in result.violations)  # named as what they are, once
 
 
+def test_amounts_beyond_the_typed_precision_are_rejected_not_nulled():
+    # decimal(18, 2) holds 16 digits before the point, decimal(18, 6) 12: the cast makes a longer
+    # value null, so an optional TPV vanished and an Origination Fee became its default 0.
+    result = _validate("cascade", "loan_data", _loans(
+        loan("L1", "C1", tpv="99999999999999999.00"),
+        loan("L2", "C1", origination_fee="9999999999999.5"),
+        loan("L3", "C1", tpv="0000000000000001500.00", origination_fee="999999999999.999999"),
+    ))
+    assert not result.ok
+    found = {(v.rule, v.row, v.column) for v in result.violations}
+    assert found == {("type.decimal_range", 2, "TPV"), ("type.decimal_range", 3, "Origination Fee")}
+    # leading zeros do not count, and the largest value that fits passes
+    fine = _validate("cascade", "loan_data", _loans(
+        loan("L3", "C1", tpv="0000000000000001500.00", origination_fee="999999999999.999999")))
+    assert fine.ok, [v.render() for v in fine.violations]
+    row = fine.frame.row(0, named=True)
+    assert (str(row["tpv"]), str(row["origination_fee"])) == ("1500.00", "999999999999.999999")
+
+
 def test_malformed_inputs_are_explained_not_raised():
     assert _validate("collections", "collections", b"").violations[0].rule == "file.empty"
     assert _validate("collections", "collections", b"payment_id,amount\n\xff\xfe\n").violations[0].rule == "file.encoding"

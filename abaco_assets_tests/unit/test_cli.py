@@ -104,3 +104,36 @@ def test_data_dir_without_write_permission_is_a_user_error():
     assert account.pw_uid != 0
     assert os.waitstatus_to_exitcode(status) == 2, message
     assert message.startswith(f"cannot write to the data folder {locked}") and "Permission denied" in message
+
+
+ENTRY_WITH_A_LATE_WRITER = """
+import sys, threading, time
+from pathlib import Path
+from abaco_assets.cli import entry
+
+marker = Path(sys.argv[1])
+
+
+def late_write():
+    time.sleep(2)  # well after the command has returned
+    marker.write_text("written")
+
+threading.Thread(target=late_write).start()
+sys.argv = ["abaco", "kpis"]
+entry()
+"""
+
+
+def test_the_console_script_exits_fast_without_losing_output_or_a_running_thread(tmp_path):
+    # `abaco` skips the interpreter's teardown: the exit code, the printed lines and the work of a
+    # thread that is still running must come through exactly as with a normal exit
+    env = {**os.environ, "ABACO_DATA": str(tmp_path / "data"), "DAGSTER_HOME": str(tmp_path / "dh")}
+    done = subprocess.run([ABACO, "kpis"], capture_output=True, text=True, env=env, timeout=120)
+    in_process = CliRunner().invoke(main, ["kpis"], env=env)
+    assert done.returncode == in_process.exit_code != 0
+    assert "no warehouse at" in done.stdout and done.stdout == in_process.output
+    marker = tmp_path / "marker"
+    late = subprocess.run([str(Path(ABACO).parent / "python"), "-c", ENTRY_WITH_A_LATE_WRITER, str(marker)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert late.returncode == done.returncode, late.stderr
+    assert marker.read_text() == "written"

@@ -425,12 +425,18 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
 
     from abaco_assets.defs.ingest.jobs import ALL_SOURCES, SOURCES, ingest_subset
 
+    primer = None
     if ingest_only:  # the code location without dbt: nothing of it is needed
         from abaco_assets.ingest_definitions import INGEST_JOBS, defs
     else:
-        from abaco_assets.lib.dbt_manifest import ensure_manifest
+        from abaco_assets.lib import dbt_warm
+        from abaco_assets.lib.dbt_manifest import ParseStatePrimer, ensure_manifest
 
         ensure_manifest(data_dir)
+        # a new data folder's dbt parse state, parsed while the deliveries are ingested
+        primer = ParseStatePrimer.start(data_dir, dbt_warm.client_executable())
+        if primer is not None:
+            atexit.register(primer.abandon)  # an early exit leaves no parse running, no scratch folder
         from abaco_assets.definitions import INGEST_JOBS, defs
     from abaco_assets.lib.deliveries import load_catalog, needs_processing, recorded_version
     from abaco_assets.lib.landing import scan_landing
@@ -541,6 +547,8 @@ def _run(landing: str | Path | None, data_option: Path | None, force: bool, *,
             assets, checks = transform_subset(job, changed)
             job = job.get_subset(asset_selection=assets, asset_check_selection=checks)
             scope = f"{len(assets)} assets downstream of {', '.join(sorted(changed))}"
+        if primer is not None:
+            primer.finish()
         dbt_log = data_dir / "logs" / "dbt" / f"transform-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
         dbt_log.parent.mkdir(parents=True, exist_ok=True)
         # dbt's own console output goes to a file; the run's events are in the Dagster instance.

@@ -50,6 +50,12 @@ def test_first_run_accepts_everything_and_builds_every_mart(workspace):
     assert months == 4
     results = json.loads((data / "dbt" / "target" / "run_results.json").read_text())["results"]
     assert any(r["unique_id"].startswith("unit_test.") for r in results)  # the first build under this code
+    # the first transform of a new data folder used the folder's own dbt parse state, parsed while
+    # `abaco run` ingested (lib/dbt_manifest.ParseStatePrimer), and its scratch folder is gone
+    dbt_logs = sorted((data / "logs" / "dbt").glob("transform-*.log"))
+    assert dbt_logs and "Unable to do partial parsing" not in dbt_logs[0].read_text()
+    assert (data / "dbt" / "target" / "partial_parse.msgpack").exists()
+    assert not list((data / "dbt").glob(".parse-*"))
     assert metric_rows["metric_cashflow_projection"] == 24 and metric_rows["metric_covenants"] == 4 * 4
     assert all(metric_rows.values()), metric_rows
     # raw zone is content-addressed and write-once; typed zone holds no clear PII

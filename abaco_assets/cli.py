@@ -626,7 +626,7 @@ def entry() -> NoReturn:
     """The ``abaco`` console script: the command line, then an exit without the interpreter's teardown.
 
     Tearing down the ~3,000 modules a run imports (Dagster, dbt, polars, DuckDB) takes ~0.8 s after
-    the last line is printed: 7 % of a daily incremental run at the large scale (bench/results.md).
+    the last line is printed: ~8 % of a daily incremental run at the large scale (bench/results.md).
     Nothing is lost by skipping it: the handlers registered with atexit run first (logging's flush
     and close, the dbt helper's stop, temporary folders), then the standard streams are flushed, and
     everything this command writes goes through os.write (logs, audit, zones) or is committed

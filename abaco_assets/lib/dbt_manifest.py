@@ -24,15 +24,18 @@ def manifest_is_current() -> bool:
     return MANIFEST.exists() and MANIFEST.stat().st_mtime >= _newest_source_mtime()
 
 
+def _parse_command(dbt: str, *options: str) -> list[str]:
+    """``dbt parse`` of this project with its own profiles (the manifest's, and a data folder's state)."""
+    return [dbt, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            *options, "--quiet"]
+
+
 def ensure_manifest(data_dir: Path) -> None:
     """Run ``dbt parse`` when the manifest is missing or older than any project file."""
     if manifest_is_current():
         return
     env = {**os.environ, "ABACO_DATA": str(data_dir)}
-    completed = subprocess.run(
-        [VENV_DBT, "parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
-        env=env, capture_output=True, text=True,
-    )
+    completed = subprocess.run(_parse_command(VENV_DBT), env=env, capture_output=True, text=True)
     if completed.returncode != 0:
         raise RuntimeError(f"dbt parse failed:\n{completed.stdout}\n{completed.stderr}")
     MANIFEST.touch()
@@ -66,8 +69,7 @@ class ParseStatePrimer:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=target.parent))
         process = subprocess.Popen(
-            [dbt_executable or VENV_DBT, "parse", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch), "--quiet"],
+            _parse_command(dbt_executable or VENV_DBT, "--target-path", str(scratch)),
             env={**os.environ, "ABACO_DATA": str(data_dir)}, cwd=DBT_PROJECT_DIR,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
